@@ -1,0 +1,108 @@
+"""The integration tier: every test talks to the real local API server (make cluster).
+
+A test that needs the cluster and cannot reach it fails with the reason; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client import ApiClient
+
+from tests.support import REPO, kubeconfig_path, wait_until
+
+
+@pytest.fixture(scope="session")
+def api_client() -> ApiClient:
+    path = kubeconfig_path()
+    if not path.exists():
+        pytest.fail(f"no cluster: {path} is missing; run `make cluster` first", pytrace=False)
+    api = config.new_client_from_config(str(path))
+    try:
+        client.VersionApi(api).get_code(_request_timeout=10)
+    except Exception as exc:  # any failure to reach the server is the same verdict
+        pytest.fail(f"no cluster: cannot reach the API server in {path}: {exc}", pytrace=False)
+    return api
+
+
+@pytest.fixture(scope="session")
+def core(api_client: ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+@pytest.fixture(scope="session")
+def apps(api_client: ApiClient) -> client.AppsV1Api:
+    return client.AppsV1Api(api_client)
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, with its default ServiceAccount ready; deleted afterwards."""
+    name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
+    name = "".join(c for c in name if c.isalnum() or c == "-")
+    core.create_namespace({"metadata": {"name": name, "labels": {"haoperator.dev/test": "true"}}})
+    wait_until(lambda: _has_default_sa(core, name), timeout=30, what="default ServiceAccount")
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+def _has_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
+    try:
+        core.read_namespaced_service_account("default", namespace)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the cluster's own kubectl; returns the completed process (check=False)."""
+    env_file = REPO / ".testenv" / "env"
+    bin_dir = _bin_dir(env_file)
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig_path()), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def chaos() -> Callable[..., None]:
+    """testenv/chaos, for failure tests."""
+
+    def run(*args: str) -> None:
+        subprocess.run([str(REPO / "testenv" / "chaos"), *args], check=True, timeout=60)
+
+    return run
+
+
+def _bin_dir(env_file: Path) -> Path:
+    for line in env_file.read_text().splitlines():
+        if line.startswith("export PATH="):
+            return Path(line.split("=", 1)[1].strip('"').split(":", 1)[0])
+    raise RuntimeError(f"{env_file} names no PATH")
+
+
+def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[Any]:
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    return [
+        p
+        for p in pods
+        if p.metadata.deletion_timestamp is None
+        and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
+    ]
