@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lock cluster cluster-down lint test test-unit test-integration
+.PHONY: help install lock cluster cluster-down dev lint test test-unit test-integration
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ cluster: ## start the local Kubernetes control plane (idempotent); writes .teste
 
 cluster-down: ## stop the local control plane and everything it started
 	testenv/cluster down
+
+dev: install cluster ## run the operator on the local cluster with the samples (Ctrl-C stops it)
+	testenv/dev
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
-from haoperator import __version__
+import yaml
+from pydantic import ValidationError
+
+from haoperator import __version__, elector, run
+from haoperator.api import GROUP, HAService
+from haoperator.crd import crd_yaml
+from haoperator.problems import describe
+from haoperator.render import DEFAULT_ELECTOR_IMAGE, desired
+from haoperator.yamlout import dump_all
+
+EXIT_BAD_INPUT = 2
+
+
+class BadInput(Exception):
+    """Input the user must fix; each argument is one line to show them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,17 +31,120 @@ def build_parser() -> argparse.ArgumentParser:
         description="High availability for Kubernetes workloads, declared as one HAService.",
     )
     parser.add_argument("--version", action="version", version=f"haoperator {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    render = commands.add_parser(
+        "render",
+        help="print the objects an HAService creates, as YAML (no cluster needed)",
+        description="Validate HAServices as the API server would and print their children as "
+        "multi-document YAML. Exits 2, with one line per problem, when the input is not valid.",
+    )
+    render.add_argument(
+        "-f", "--filename", required=True, help="a YAML file of HAServices, or - for stdin"
+    )
+    render.add_argument(
+        "-n",
+        "--namespace",
+        default="default",
+        help="namespace for HAServices whose metadata names none (default: %(default)s)",
+    )
+    render.add_argument(
+        "--elector-image",
+        default=DEFAULT_ELECTOR_IMAGE,
+        help="image of the ha-elector sidecar (default: %(default)s)",
+    )
+    render.set_defaults(handler=_render)
+
+    crd = commands.add_parser("crd", help="print the HAService CustomResourceDefinition")
+    crd.set_defaults(handler=_crd)
+
+    run.add_parser(commands)
+    elector.add_parser(commands)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _crd(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(crd_yaml())
+    return 0
+
+
+def _read(filename: str) -> str:
+    if filename == "-":
+        return sys.stdin.read()
+    try:
+        return Path(filename).read_text()
+    except OSError as error:
+        raise BadInput(f"{filename}: cannot read it: {error.strerror}") from error
+
+
+def _documents(filename: str, text: str) -> list[Any]:
+    try:
+        return [document for document in yaml.safe_load_all(text) if document is not None]
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise BadInput(f"{filename}: not valid YAML{line}: {problem}") from error
+
+
+def _is_ours(document: Any) -> bool:
+    """Documents of other API groups (a ConfigMap next to the HAService) are not ours to render."""
+    if not isinstance(document, dict):
+        return True
+    api_version = document.get("apiVersion")
+    return not isinstance(api_version, str) or api_version.split("/")[0] == GROUP
+
+
+def _label(document: Any, index: int) -> str:
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return f"document {index} ({name})" if isinstance(name, str) else f"document {index}"
+
+
+def _haservices(filename: str, namespace: str) -> list[HAService]:
+    documents = [
+        document for document in _documents(filename, _read(filename)) if _is_ours(document)
+    ]
+    if not documents:
+        raise BadInput(f"{filename}: no HAService in it")
+    haservices: list[HAService] = []
+    problems: list[str] = []
+    for index, document in enumerate(documents, start=1):
+        if isinstance(document, dict) and isinstance(document.get("metadata"), dict):
+            document["metadata"].setdefault("namespace", namespace)
+        try:
+            haservices.append(HAService.model_validate(document))
+        except ValidationError as error:
+            prefix = f"{_label(document, index)}: " if len(documents) > 1 else ""
+            problems.extend(prefix + line for line in describe(error))
+    if problems:
+        raise BadInput(*problems)
+    return haservices
+
+
+def _render(args: argparse.Namespace, out: TextIO) -> int:
+    children = [
+        child
+        for haservice in _haservices(args.filename, args.namespace)
+        for child in desired(haservice, elector_image=args.elector_image)
+    ]
+    out.write(dump_all(children))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    handler: Callable[[argparse.Namespace, TextIO], int] | None = getattr(args, "handler", None)
+    if handler is None:
         parser.print_help(sys.stderr)
-        return 2
-    return 0
+        return EXIT_BAD_INPUT
+    try:
+        return handler(args, out or sys.stdout)
+    except BadInput as bad:
+        for line in bad.args:
+            print(line, file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

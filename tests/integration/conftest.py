@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client import ApiClient
 
+from tests.integration.operator_process import OperatorProcess
 from tests.support import REPO, kubeconfig_path, wait_until
 
 
@@ -106,3 +107,39 @@ def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[An
         if p.metadata.deletion_timestamp is None
         and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
     ]
+
+
+@pytest.fixture(scope="session")
+def crd(api_client: ApiClient, kubectl: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """The HAService CRD, as committed, installed and established."""
+    result = kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds" / "haservice.yaml")
+    )
+    assert result.returncode == 0, result.stderr
+    result = kubectl(
+        "wait", "--for=condition=Established", "crd/haservices.haoperator.dev", "--timeout=60s"
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(scope="session")
+def custom(api_client: ApiClient) -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client)
+
+
+@pytest.fixture
+def operator(crd: None, namespace: str, tmp_path: Path) -> Iterator[OperatorProcess]:
+    """`haoperator run` for this test's namespace; its log is printed when the test fails."""
+    process = OperatorProcess([namespace], tmp_path / "operator.log").start()
+    yield process
+    code = process.stop()
+    assert code == 0, f"operator exited {code} on SIGTERM:\n{process.log_tail()}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    process = getattr(item, "funcargs", {}).get("operator")
+    if report.failed and isinstance(process, OperatorProcess):
+        report.sections.append(("operator log", process.log_tail(80)))

@@ -1,0 +1,149 @@
+"""Shared by the benchmarks: the cluster, the operator process, the machine description."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+REPO = Path(__file__).resolve().parent.parent
+KUBECONFIG = os.environ.get("KUBECONFIG", str(REPO / ".testenv" / "kubeconfig"))
+
+
+def api() -> client.ApiClient:
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=KUBECONFIG, client_configuration=configuration)
+    configuration.connection_pool_maxsize = 32
+    return client.ApiClient(configuration)
+
+
+def machine() -> dict[str, Any]:
+    mem = next(
+        (
+            int(line.split()[1]) // 1024
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        ),
+        0,
+    )
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpus": os.cpu_count(),
+        "memory_mib": mem,
+        "cpu": cpu,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+    }
+
+
+def new_namespace(core: client.CoreV1Api, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": name, "labels": {"haoperator.dev/bench": "true"}}})
+    wait(lambda: _exists(core, name), 30, "default ServiceAccount")
+    return name
+
+
+def _exists(core: client.CoreV1Api, namespace: str) -> bool:
+    try:
+        core.read_namespaced_service_account("default", namespace)
+        return True
+    except client.ApiException:
+        return False
+
+
+def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+class Operator:
+    """`haoperator run` as a subprocess, with its peak memory read from /proc."""
+
+    def __init__(self, namespaces: list[str], log: Path, *args: str) -> None:
+        cmd = [
+            str(Path(sys.executable).parent / "haoperator"),
+            "run",
+            "--log-format",
+            "json",
+            "--log-level",
+            "warning",
+            *args,
+        ]
+        for ns in namespaces:
+            cmd += ["--namespace", ns]
+        self.log = log.open("ab")
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "KUBECONFIG": KUBECONFIG},
+        )
+
+    def peak_rss_mib(self) -> float:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        found = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(found.group(1)) / 1024 if found else 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def apiserver_requests(api_client: client.ApiClient, resources: set[str]) -> dict[str, float]:
+    """apiserver_request_total summed by verb, for the given resources (all clients)."""
+    text = subprocess.run(
+        [str(kubectl_path()), "--kubeconfig", KUBECONFIG, "get", "--raw", "/metrics"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    totals: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}")[0]))
+        if labels.get("resource") in resources:
+            totals[labels["verb"]] = totals.get(labels["verb"], 0.0) + float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def kubectl_path() -> Path:
+    for line in (REPO / ".testenv" / "env").read_text().splitlines():
+        if line.startswith("export PATH="):
+            return Path(line.split("=", 1)[1].strip('"').split(":", 1)[0]) / "kubectl"
+    raise RuntimeError("no .testenv/env: run make cluster")
+
+
+def record(name: str, result: dict[str, Any]) -> Path:
+    path = REPO / "bench" / "results" / f"{name}.json"
+    history = json.loads(path.read_text()) if path.exists() else []
+    history.append(result)
+    path.write_text(json.dumps(history, indent=2) + "\n")
+    return path

@@ -1,0 +1,264 @@
+"""Benchmark: N HAServices created at once, until all are Ready, against a baseline.
+
+The baseline is the same work without the operator: the same rendered children, server-side
+applied directly by this script with as many threads as the operator has workers, timed until
+every workload reports all replicas ready. The ratio (operator / baseline) is what the operator
+adds on top of what the control plane itself must do. Categories are mixed LoadBalanced,
+QueueWorker and Clustered (ActivePassive needs electors, measured by bench/failover.py).
+
+    .venv/bin/python bench/reconcile.py --count 500 [--json] [--idle-seconds 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (
+    KUBECONFIG,
+    REPO,
+    Operator,
+    api,
+    apiserver_requests,
+    kubectl_path,
+    machine,
+    new_namespace,
+    record,
+    wait,
+)
+from haoperator import render
+from haoperator.api import HAService
+from haoperator.kube import Kube
+
+CATEGORIES = ("LoadBalanced", "QueueWorker", "Clustered")
+WATCHED = {
+    "haservices",
+    "deployments",
+    "statefulsets",
+    "services",
+    "poddisruptionbudgets",
+    "pods",
+    "events",
+}
+
+
+def haservice(i: int, namespace: str) -> dict[str, Any]:
+    category = CATEGORIES[i % len(CATEGORIES)]
+    spec: dict[str, Any] = {
+        "category": category,
+        "template": {
+            "metadata": {"labels": {"bench": "reconcile"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]},
+        },
+    }
+    if category != "QueueWorker":
+        spec["service"] = {"ports": [{"name": "http", "port": 80}]}
+    return {
+        "apiVersion": "haoperator.dev/v1alpha1",
+        "kind": "HAService",
+        "metadata": {"name": f"svc-{i:04d}", "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def workloads_ready(apps: client.AppsV1Api, namespace: str, count: int) -> bool:
+    ready = 0
+    for items in (
+        apps.list_namespaced_deployment(namespace).items,
+        apps.list_namespaced_stateful_set(namespace).items,
+    ):
+        ready += sum(1 for w in items if (w.status.ready_replicas or 0) == w.spec.replicas)
+    return ready >= count
+
+
+def haservices_ready(custom: client.CustomObjectsApi, namespace: str, count: int) -> bool:
+    items = custom.list_namespaced_custom_object(
+        "haoperator.dev", "v1alpha1", namespace, "haservices"
+    )["items"]
+    ready = 0
+    for obj in items:
+        for c in (obj.get("status") or {}).get("conditions") or []:
+            if (
+                c["type"] == "Ready"
+                and c["status"] == "True"
+                and c.get("observedGeneration") == obj["metadata"]["generation"]
+            ):
+                ready += 1
+    return ready >= count
+
+
+def baseline(
+    api_client: client.ApiClient, core: client.CoreV1Api, count: int, workers: int, timeout: float
+) -> float:
+    namespace = new_namespace(core, "bench-baseline")
+    kube = Kube(api_client)
+    children = [
+        c
+        for i in range(count)
+        for c in render.desired(HAService.model_validate(haservice(i, namespace)))
+    ]
+    start = time.monotonic()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(kube.apply, children))
+    wait(
+        lambda: workloads_ready(client.AppsV1Api(api_client), namespace, count),
+        timeout,
+        "baseline workloads ready",
+        1.0,
+    )
+    elapsed = time.monotonic() - start
+    core.delete_namespace(namespace)
+    return elapsed
+
+
+def versions(namespace: str) -> dict[str, str]:
+    out = subprocess.run(
+        [
+            str(kubectl_path()),
+            "--kubeconfig",
+            KUBECONFIG,
+            "-n",
+            namespace,
+            "get",
+            "haservices,events,deployments,statefulsets,services,poddisruptionbudgets",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return {
+        f"{o['kind']}/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
+        for o in json.loads(out)["items"]
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument(
+        "--workers", type=int, default=8, help="operator workers, and baseline threads"
+    )
+    parser.add_argument("--idle-seconds", type=float, default=60)
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
+    args = parser.parse_args()
+
+    api_client = api()
+    core = client.CoreV1Api(api_client)
+    custom = client.CustomObjectsApi(api_client)
+    subprocess.run(
+        [
+            str(kubectl_path()),
+            "--kubeconfig",
+            KUBECONFIG,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(REPO / "crds" / "haservice.yaml"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+    baseline_seconds = baseline(api_client, core, args.count, args.workers, args.timeout)
+
+    namespace = new_namespace(core, "bench-operator")
+    log = Path(tempfile.mkstemp(prefix="bench-operator-", suffix=".log")[1])
+    operator = Operator(
+        [namespace], log, "--workers", str(args.workers), "--liveness-port", "18081"
+    )
+    wait(lambda: _live(18081), 60, "operator live")
+    start = time.monotonic()
+    with ThreadPoolExecutor(args.workers) as pool:
+        list(
+            pool.map(
+                lambda i: custom.create_namespaced_custom_object(
+                    "haoperator.dev", "v1alpha1", namespace, "haservices", haservice(i, namespace)
+                ),
+                range(args.count),
+            )
+        )
+    wait(
+        lambda: haservices_ready(custom, namespace, args.count),
+        args.timeout,
+        "HAServices ready",
+        1.0,
+    )
+    operator_seconds = time.monotonic() - start
+
+    time.sleep(5)  # the last status writes and events land
+    before_versions, before_requests = versions(namespace), apiserver_requests(api_client, WATCHED)
+    time.sleep(args.idle_seconds)
+    after_versions, after_requests = versions(namespace), apiserver_requests(api_client, WATCHED)
+    idle_writes = sum(1 for k, v in after_versions.items() if before_versions.get(k) != v)
+    minutes = args.idle_seconds / 60
+    idle_rpm = {
+        verb: round((after_requests.get(verb, 0) - before_requests.get(verb, 0)) / minutes, 2)
+        for verb in after_requests
+    }
+    rss = operator.peak_rss_mib()
+    operator.stop()
+    core.delete_namespace(namespace)
+
+    result = {
+        "benchmark": "reconcile",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "count": args.count,
+        "workers": args.workers,
+        "operator_seconds": round(operator_seconds, 2),
+        "baseline_seconds": round(baseline_seconds, 2),
+        "ratio": round(operator_seconds / baseline_seconds, 3),
+        "rss_mib": round(rss, 1),
+        "idle_writes": idle_writes,
+        "idle_requests_per_minute_all_clients": {k: v for k, v in idle_rpm.items() if v},
+        "machine": machine(),
+    }
+    path = record("reconcile", result)
+    header = ("count", "operator s", "baseline s", "ratio", "peak RSS MiB", "idle writes")
+    row = (
+        args.count,
+        f"{operator_seconds:.1f}",
+        f"{baseline_seconds:.1f}",
+        result["ratio"],
+        f"{rss:.1f}",
+        idle_writes,
+    )
+    print("  ".join(f"{h:>12}" for h in header))
+    print("  ".join(f"{v!s:>12}" for v in row))
+    print(
+        "idle requests/min on watched resources (all clients):",
+        result["idle_requests_per_minute_all_clients"],
+    )
+    print(f"recorded in {path.relative_to(REPO)}")
+    if args.json:
+        print(json.dumps(result))
+
+
+def _live(port: int) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+if __name__ == "__main__":
+    main()

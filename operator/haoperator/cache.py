@@ -1,0 +1,156 @@
+"""What the operator has seen of HAServices, their children and their pods, kept from watch events.
+
+Reconciles read from here instead of asking the API server, so an HAService with nothing to do
+costs no request at all. Objects are stored whole minus managedFields (the biggest part, and
+not ours to read); pods are kept to the fields status and recovery need.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVICE_LABEL = "haoperator.dev/service"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "haoperator"
+
+Key = tuple[str, str]
+"""(namespace, HAService name)."""
+ChildKey = tuple[str, str]
+"""(kind, name)."""
+
+
+def owner_key(obj: dict[str, Any]) -> Key | None:
+    """The HAService an object belongs to, by our label; None for objects that are not ours."""
+    meta = obj.get("metadata") or {}
+    name = (meta.get("labels") or {}).get(SERVICE_LABEL)
+    return (meta.get("namespace", ""), name) if name else None
+
+
+def trim(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = dict(obj.get("metadata") or {})
+    meta.pop("managedFields", None)
+    return {**obj, "metadata": meta}
+
+
+def trim_pod(pod: dict[str, Any]) -> dict[str, Any]:
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    return {
+        "kind": "Pod",
+        "metadata": {
+            k: meta[k]
+            for k in (
+                "name",
+                "namespace",
+                "uid",
+                "labels",
+                "annotations",
+                "deletionTimestamp",
+                "creationTimestamp",
+                "resourceVersion",
+                "ownerReferences",
+            )
+            if k in meta
+        },
+        "spec": {k: spec[k] for k in ("nodeName", "affinity") if k in spec},
+        "status": {
+            k: status[k]
+            for k in ("phase", "conditions", "containerStatuses", "initContainerStatuses", "podIP")
+            if k in status
+        },
+    }
+
+
+@dataclass
+class Entry:
+    haservice: dict[str, Any] | None = None
+    children: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One HAService's world at one moment: safe to read from a worker thread."""
+
+    haservice: dict[str, Any] | None
+    children: dict[ChildKey, dict[str, Any]]
+    pods: list[dict[str, Any]]
+
+
+class Store:
+    """Written by watch handlers on the event loop, read by reconciles in worker threads."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Key, Entry] = {}
+        self._lock = threading.Lock()
+
+    def _entry(self, key: Key) -> Entry:
+        entry = self._entries.get(key)
+        if entry is None:
+            entry = self._entries[key] = Entry()
+        return entry
+
+    def _drop_if_empty(self, key: Key) -> None:
+        entry = self._entries.get(key)
+        if entry and entry.haservice is None and not entry.children and not entry.pods:
+            del self._entries[key]
+
+    def put_haservice(self, obj: dict[str, Any]) -> Key:
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        with self._lock:
+            self._entry(key).haservice = trim(obj)
+        return key
+
+    def remove_haservice(self, obj: dict[str, Any]) -> Key:
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        with self._lock:
+            if key in self._entries:
+                self._entries[key].haservice = None
+                self._drop_if_empty(key)
+        return key
+
+    def put_child(self, obj: dict[str, Any]) -> Key | None:
+        key = owner_key(obj)
+        if key is not None:
+            with self._lock:
+                self._entry(key).children[(obj["kind"], obj["metadata"]["name"])] = trim(obj)
+        return key
+
+    def remove_child(self, obj: dict[str, Any]) -> Key | None:
+        key = owner_key(obj)
+        if key is not None:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry:
+                    entry.children.pop((obj["kind"], obj["metadata"]["name"]), None)
+                    self._drop_if_empty(key)
+        return key
+
+    def put_pod(self, obj: dict[str, Any]) -> Key | None:
+        key = owner_key(obj)
+        if key is not None:
+            with self._lock:
+                self._entry(key).pods[obj["metadata"]["name"]] = trim_pod(obj)
+        return key
+
+    def remove_pod(self, obj: dict[str, Any]) -> Key | None:
+        key = owner_key(obj)
+        if key is not None:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry:
+                    entry.pods.pop(obj["metadata"]["name"], None)
+                    self._drop_if_empty(key)
+        return key
+
+    def snapshot(self, key: Key) -> Snapshot:
+        with self._lock:
+            entry = self._entries.get(key) or Entry()
+            return Snapshot(entry.haservice, dict(entry.children), list(entry.pods.values()))
+
+    def keys(self) -> list[Key]:
+        with self._lock:
+            return [k for k, e in self._entries.items() if e.haservice is not None]

@@ -1,0 +1,483 @@
+"""`haoperator elect`: the ha-elector sidecar, pacemaker's and keepalived's job done with a Lease.
+
+It contends for the Lease `<name>` with optimistic concurrency (resourceVersion) and watches it,
+so a release or an expiry is acted on at once rather than at the next poll. On winning it first
+removes the `active` role from every other pod of the service (fencing at the API), then labels
+its own pod active, recording the takeover on the Lease. While leading it renews every retry
+period; if it cannot renew within the renew deadline it labels itself standby at once. On
+SIGTERM it labels itself standby and releases the Lease so a standby takes over immediately.
+GET /healthz and GET /leader (200 when leader, 503 otherwise) serve the application.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import structlog
+from kubernetes import client, config, watch
+
+from haoperator.election import Action, Observed, Timing, decide, leading, preferred
+from haoperator.kube import ApiError, Kube
+
+ROLE_LABEL = "haoperator.dev/role"
+SERVICE_LABEL = "haoperator.dev/service"
+FAILOVER_ANNOTATION = "haoperator.dev/last-failover"
+HANDOVER_ANNOTATION = "haoperator.dev/handover-to"
+FIELD_MANAGER = "ha-elector"
+log = structlog.get_logger("haoperator.elector")
+
+
+def micro_time(at: float | None = None) -> str:
+    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str | None) -> float | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def _older(record: dict[str, Any], than: dict[str, Any]) -> bool:
+    """resourceVersions are opaque, but etcd's are increasing integers; if not, assume newer."""
+    try:
+        return int(record["metadata"]["resourceVersion"]) < int(than["metadata"]["resourceVersion"])
+    except (KeyError, ValueError):
+        return False
+
+
+class Elector:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        namespace: str,
+        pod: str,
+        lease: str,
+        timing: Timing,
+        preempt: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self.namespace, self.pod, self.lease_name = namespace, pod, lease
+        self.timing, self.preempt, self.clock = timing, preempt, clock
+        self.is_leader = False
+        self.last_renew = float("-inf")
+        self.record: dict[str, Any] | None = None
+        self.observed: Observed | None = None
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.log = log.bind(namespace=namespace, pod=pod, lease=lease)
+
+    # -- what the application asks ---------------------------------------------------------
+
+    def leader_now(self) -> bool:
+        with self.lock:
+            return leading(self.is_leader, self.last_renew, self.clock(), self.timing)
+
+    # -- the Lease as seen -----------------------------------------------------------------
+
+    def observe(self, record: dict[str, Any] | None) -> None:
+        """Take a Lease read from the API; its clock starts when its content last changed."""
+        with self.lock:
+            self._observe(record)
+        self.wake.set()
+
+    def _observe(self, record: dict[str, Any] | None) -> None:
+        if record is None:
+            self.record, self.observed = None, None
+            return
+        old = self.record
+        if old is not None and _older(record, old):
+            return  # an older copy (a slow watch behind a fresh write): keep what we know
+        spec = record.get("spec") or {}
+        changed = old is None or (old.get("spec") or {}) != spec
+        observed_at = (
+            self.clock() if changed or self.observed is None else self.observed.observed_at
+        )
+        self.record = record
+        self.observed = Observed(
+            holder=spec.get("holderIdentity") or None,
+            lease_duration=float(spec.get("leaseDurationSeconds") or self.timing.lease_duration),
+            observed_at=observed_at,
+            handover_to=(record["metadata"].get("annotations") or {}).get(HANDOVER_ANNOTATION),
+        )
+
+    # -- one step ---------------------------------------------------------------------------
+
+    def step(self) -> float:
+        """Act once; returns how long to wait before the next step."""
+        with self.lock:
+            decision = decide(
+                self.pod,
+                self.observed,
+                is_leader=self.is_leader,
+                last_renew=self.last_renew,
+                now=self.clock(),
+                timing=self.timing,
+            )
+        try:
+            if decision.action is Action.STEP_DOWN:
+                self.step_down("renew deadline passed or the Lease moved on")
+            elif decision.action is Action.CREATE:
+                self.create()
+            elif decision.action is Action.ACQUIRE:
+                self.acquire()
+            elif decision.action is Action.RENEW:
+                self.renew()
+        except ApiError as exc:
+            if exc.status == 409:
+                self.refresh()
+            else:
+                self.log.warning("API call failed", error=str(exc))
+            return (
+                min(decision.wait, self.timing.retry_period)
+                if decision.wait
+                else self.timing.retry_period
+            )
+        return decision.wait
+
+    def refresh(self) -> None:
+        self.observe(self.kube.get("Lease", self.namespace, self.lease_name))
+
+    def create(self) -> None:
+        before = self.clock()
+        now = micro_time()
+        body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": self.lease_name,
+                "namespace": self.namespace,
+                "labels": {
+                    SERVICE_LABEL: self.lease_name,
+                    "app.kubernetes.io/managed-by": "haoperator",
+                },
+            },
+            "spec": {
+                "holderIdentity": self.pod,
+                "leaseDurationSeconds": int(self.timing.lease_duration),
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": 0,
+            },
+        }
+        created = self.kube.request(
+            "POST", f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases", body
+        )
+        self._won(created, before, previous=None, lost_at=None)
+
+    def acquire(self) -> None:
+        with self.lock:
+            record = self.record
+        if record is None:
+            return
+        before = self.clock()
+        spec = dict(record.get("spec") or {})
+        previous = spec.get("holderIdentity") or (record["metadata"].get("annotations") or {}).get(
+            "haoperator.dev/released-by"
+        )
+        lost_at = parse_time(spec.get("renewTime"))
+        now = micro_time()
+        transitions = int(spec.get("leaseTransitions") or 0) + (
+            1 if previous and previous != self.pod else 0
+        )
+        annotations = dict(record["metadata"].get("annotations") or {})
+        annotations.pop(HANDOVER_ANNOTATION, None)
+        annotations.pop("haoperator.dev/released-by", None)
+        if previous and previous != self.pod and lost_at is not None:
+            annotations[FAILOVER_ANNOTATION] = json.dumps(
+                {
+                    "from": previous,
+                    "to": self.pod,
+                    "time": now,
+                    "seconds": round(max(time.time() - lost_at, 0.0), 3),
+                },
+                sort_keys=True,
+            )
+        body = {
+            **record,
+            "metadata": {**record["metadata"], "annotations": annotations},
+            "spec": {
+                **spec,
+                "holderIdentity": self.pod,
+                "leaseDurationSeconds": int(self.timing.lease_duration),
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseTransitions": transitions,
+            },
+        }
+        updated = self.kube.request("PUT", self._lease_path(), body)
+        self._won(updated, before, previous=previous, lost_at=lost_at)
+
+    def _won(
+        self, record: dict[str, Any], before: float, *, previous: str | None, lost_at: float | None
+    ) -> None:
+        with self.lock:
+            self._observe(record)
+            self.is_leader = True
+            self.last_renew = before
+        # Fence first: no other pod may keep the active role, then take it.
+        self.fence()
+        if not self.leader_now():
+            return  # paused while fencing: the next step steps down
+        self.label("active")
+        self.log.info("leader elected", previous=previous)
+
+    def renew(self) -> None:
+        with self.lock:
+            record = self.record
+        if record is None:
+            return
+        before = self.clock()
+        body = {**record, "spec": {**(record.get("spec") or {}), "renewTime": micro_time()}}
+        updated = self.kube.request("PUT", self._lease_path(), body)
+        with self.lock:
+            self._observe(updated)
+            self.last_renew = before
+        if self.preempt:
+            self.maybe_hand_over()
+
+    def maybe_hand_over(self) -> None:
+        """preempt: if an older ready pod exists, release the Lease to it."""
+        pods = self.kube.list("Pod", self.namespace, f"{SERVICE_LABEL}={self.lease_name}")
+        ready = [
+            (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
+            for p in pods
+            if not p["metadata"].get("deletionTimestamp")
+            and any(
+                c.get("type") == "Ready" and c.get("status") == "True"
+                for c in (p.get("status") or {}).get("conditions") or []
+            )
+        ]
+        if self.pod not in {name for _, name in ready}:
+            return
+        best = preferred(ready)
+        if best and best != self.pod:
+            self.log.info("handing over to the preferred pod", to=best)
+            self.release(handover_to=best)
+
+    def step_down(self, why: str) -> None:
+        with self.lock:
+            was = self.is_leader
+            self.is_leader = False
+        if was:
+            self.log.warning("stepping down", reason=why)
+        self.label("standby")
+
+    def release(self, handover_to: str | None = None) -> None:
+        """Give the Lease up so a standby takes it now rather than after it expires."""
+        self.step_down("releasing the Lease")
+        with self.lock:
+            record = self.record
+        if record is None or (record.get("spec") or {}).get("holderIdentity") != self.pod:
+            return
+        annotations = dict(record["metadata"].get("annotations") or {})
+        annotations["haoperator.dev/released-by"] = self.pod
+        if handover_to:
+            annotations[HANDOVER_ANNOTATION] = handover_to
+        body = {
+            **record,
+            "metadata": {**record["metadata"], "annotations": annotations},
+            "spec": {
+                **(record.get("spec") or {}),
+                "holderIdentity": None,
+                "renewTime": micro_time(),
+            },
+        }
+        try:
+            self.observe(self.kube.request("PUT", self._lease_path(), body))
+        except ApiError as exc:
+            self.log.warning("could not release the Lease", error=str(exc))
+
+    # -- pods ---------------------------------------------------------------------------------
+
+    def label(self, role: str) -> None:
+        patch = {"metadata": {"labels": {ROLE_LABEL: role}}}
+        try:
+            self.kube.request(
+                "PATCH",
+                f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}",
+                patch,
+                content_type="application/merge-patch+json",
+                query={"fieldManager": FIELD_MANAGER},
+            )
+        except ApiError as exc:
+            self.log.warning("could not label the pod", role=role, error=str(exc))
+
+    def fence(self) -> None:
+        selector = f"{SERVICE_LABEL}={self.lease_name},{ROLE_LABEL}=active"
+        for pod in self.kube.list("Pod", self.namespace, selector):
+            name = pod["metadata"]["name"]
+            if name == self.pod:
+                continue
+            self.kube.request(
+                "PATCH",
+                f"/api/v1/namespaces/{self.namespace}/pods/{name}",
+                {"metadata": {"labels": {ROLE_LABEL: "standby"}}},
+                content_type="application/merge-patch+json",
+                query={"fieldManager": FIELD_MANAGER},
+            )
+            self.log.info("fenced the previous active pod", fenced=name)
+
+    def _lease_path(self) -> str:
+        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{self.lease_name}"
+
+    # -- loops --------------------------------------------------------------------------------
+
+    def watch_lease(self, api: client.ApiClient) -> None:
+        """Follow the Lease so a release or an expiry is seen at once."""
+        coordination = client.CoordinationV1Api(api)
+        while not self.stop.is_set():
+            try:
+                self.refresh()
+                stream = watch.Watch().stream(
+                    coordination.list_namespaced_lease,
+                    self.namespace,
+                    field_selector=f"metadata.name={self.lease_name}",
+                    timeout_seconds=60,
+                )
+                for event in stream:
+                    self.observe(None if event["type"] == "DELETED" else event["raw_object"])
+                    if self.stop.is_set():
+                        break
+            except Exception as exc:  # the watch must outlive API hiccups
+                self.log.warning("lease watch failed; retrying", error=str(exc))
+                self.stop.wait(self.timing.retry_period)
+
+    def run(self) -> None:
+        self.label("standby")
+        while not self.stop.is_set():
+            delay = self.step()
+            self.wake.clear()
+            self.wake.wait(max(delay, 0.01))
+        if self.is_leader:
+            self.release()
+        else:
+            self.label("standby")
+
+
+class _Probes(BaseHTTPRequestHandler):
+    elector: Elector
+
+    def do_GET(self) -> None:
+        if self.path == "/healthz":
+            self._answer(200, "ok")
+        elif self.path == "/leader":
+            leader = self.elector.leader_now()
+            self._answer(200 if leader else 503, "leader" if leader else "standby")
+        else:
+            self._answer(404, "not found")
+
+    def _answer(self, code: int, text: str) -> None:
+        body = (text + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # probes every few seconds are not news
+
+
+def add_parser(commands: Any) -> None:
+    elect = commands.add_parser(
+        "elect",
+        help="run the ha-elector sidecar (leader election for ActivePassive pods)",
+        description="Contend for a Lease and label this pod active or standby. In a pod, the pod "
+        "comes from POD_NAME/POD_NAMESPACE; outside one, give --pod, --namespace and --kubeconfig.",
+    )
+    elect.add_argument(
+        "--lease", required=True, help="the Lease to contend for (the HAService's name)"
+    )
+    elect.add_argument(
+        "--pod", default=os.environ.get("POD_NAME"), help="this pod (default: $POD_NAME)"
+    )
+    elect.add_argument(
+        "--namespace", default=os.environ.get("POD_NAMESPACE"), help="default: $POD_NAMESPACE"
+    )
+    elect.add_argument(
+        "--kubeconfig", default=os.environ.get("KUBECONFIG"), help="outside a pod, like kubectl's"
+    )
+    elect.add_argument(
+        "--lease-duration-seconds",
+        "--lease-duration",
+        type=float,
+        default=5.0,
+        dest="lease_duration",
+    )
+    elect.add_argument(
+        "--renew-deadline-seconds",
+        "--renew-deadline",
+        type=float,
+        default=3.0,
+        dest="renew_deadline",
+    )
+    elect.add_argument(
+        "--retry-period-seconds", "--retry-period", type=float, default=1.0, dest="retry_period"
+    )
+    elect.add_argument(
+        "--preempt", action="store_true", help="the oldest ready pod takes the role back"
+    )
+    elect.add_argument(
+        "--port", type=int, default=8099, help="GET /healthz and /leader (default: %(default)s)"
+    )
+    elect.add_argument(
+        "--bind", default="0.0.0.0", help="address for the probes (default: %(default)s)"
+    )
+    elect.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
+    elect.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace, out: Any = None) -> int:
+    from haoperator import logging as ha_logging
+
+    ha_logging.configure(args.log_format, "info")
+    if not args.pod or not args.namespace:
+        raise SystemExit(
+            "haoperator elect: no pod: set POD_NAME/POD_NAMESPACE or give --pod and --namespace"
+        )
+    timing = Timing(args.lease_duration, args.renew_deadline, args.retry_period)
+    if not timing.retry_period < timing.renew_deadline < timing.lease_duration:
+        raise SystemExit("haoperator elect: need retry period < renew deadline < lease duration")
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
+    api = client.ApiClient(configuration)
+    elector = Elector(
+        Kube(api, timeout=max(timing.retry_period, 1.0)),
+        namespace=args.namespace,
+        pod=args.pod,
+        lease=args.lease,
+        timing=timing,
+        preempt=args.preempt,
+    )
+    _Probes.elector = elector
+    server = ThreadingHTTPServer((args.bind, args.port), _Probes)
+    threading.Thread(target=server.serve_forever, daemon=True, name="probes").start()
+    threading.Thread(
+        target=elector.watch_lease, args=(api,), daemon=True, name="lease-watch"
+    ).start()
+
+    def stop(signum: int, _: Any) -> None:
+        elector.stop.set()
+        elector.wake.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    elector.run()
+    server.shutdown()
+    return 0

@@ -1,0 +1,184 @@
+"""kopf wiring: watch events feed the cache and the work queue; workers run reconciles.
+
+Handlers here decide nothing. HAServices, their children and their pods are watched (children and
+pods filtered by our managed-by label on the server), each event updates the cache and queues the
+owning HAService; a pool of workers reconciles queued HAServices in threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import kopf
+import structlog
+from kubernetes import client, config
+
+from haoperator.cache import MANAGED_BY, MANAGED_BY_LABEL, Key, Store
+from haoperator.kube import Kube
+from haoperator.reconcile import Reconciler
+from haoperator.settings import Settings
+from haoperator.workqueue import WorkQueue
+
+log = structlog.get_logger("haoperator.operator")
+OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+CHILD_RESOURCES = (
+    ("apps", "v1", "deployments"),
+    ("apps", "v1", "statefulsets"),
+    ("", "v1", "services"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("", "v1", "serviceaccounts"),
+    ("rbac.authorization.k8s.io", "v1", "roles"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+)
+PROBLEM_BASE_DELAY = 2.0
+
+
+def api_client(settings: Settings, pool_size: int) -> client.ApiClient:
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException:
+        config.load_kube_config(config_file=settings.kubeconfig, client_configuration=configuration)
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    ours: Settings = memo.settings
+    # kopf would post its own log lines as Events: every write must be one we mean.
+    settings.posting.enabled = False
+    # A stalled watch is noticed and re-established instead of waiting forever.
+    settings.watching.server_timeout = 270
+    settings.watching.client_timeout = 300
+    settings.watching.connect_timeout = 30
+    settings.networking.request_timeout = 60
+    for group, version, plural in (*CHILD_RESOURCES, ("", "v1", "pods")):
+        settings.watching.label_selectors[group or version, plural] = OURS
+
+    kube = Kube(api_client(ours, ours.workers + 4), instance=_instance())
+    store = Store()
+    queue: WorkQueue[Key] = WorkQueue(base_delay=PROBLEM_BASE_DELAY)
+    executor = ThreadPoolExecutor(max_workers=ours.workers, thread_name_prefix="reconcile")
+    reconciler = Reconciler(kube, store, elector_image=ours.elector_image)
+    memo.store, memo.queue, memo.executor = store, queue, executor
+    memo.workers = [
+        asyncio.create_task(_worker(queue, reconciler, executor)) for _ in range(ours.workers)
+    ]
+    log.info("operator started", namespaces=ours.namespaces or "all", workers=ours.workers)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    for task in memo.get("workers", []):
+        task.cancel()
+    await asyncio.gather(*memo.get("workers", []), return_exceptions=True)
+    if "executor" in memo:
+        memo.executor.shutdown(wait=True, cancel_futures=True)
+    log.info("operator stopped")
+
+
+async def _worker(
+    queue: WorkQueue[Key], reconciler: Reconciler, executor: ThreadPoolExecutor
+) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        key = await queue.get()
+        try:
+            outcome = await loop.run_in_executor(executor, reconciler.reconcile, key)
+        except Exception as exc:  # an outage or a bug must not kill the worker: retry later
+            delay = queue.backoff(key)
+            log.warning(
+                "reconcile failed; will retry",
+                namespace=key[0],
+                name=key[1],
+                error=str(exc),
+                retry_in=delay,
+            )
+            queue.add_after(key, delay)
+        else:
+            if outcome.backoff:
+                queue.add_after(key, queue.backoff(key))
+            else:
+                queue.forget(key)
+                if outcome.requeue_after is not None:
+                    queue.add_after(key, outcome.requeue_after)
+        finally:
+            queue.done(key)
+
+
+def _instance() -> str:
+    import os
+    import socket
+
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+def _changed_beyond_status(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Our own status writes come back as events; they must not wake a reconcile."""
+    if old is None:
+        return True
+    before, after = old.get("metadata", {}), new.get("metadata", {})
+    return any(
+        before.get(field) != after.get(field)
+        for field in ("generation", "uid", "deletionTimestamp", "labels", "annotations")
+    )
+
+
+def _plain(event: kopf.RawEvent) -> dict[str, Any]:
+    """The event's object as our own plain dict (kopf hands out views over its own)."""
+    return copy.deepcopy(cast(dict[str, Any], event["object"]))
+
+
+@kopf.on.event("haoperator.dev", "v1alpha1", "haservices")
+async def haservice_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    store: Store = memo.store
+    obj = _plain(event)
+    if event["type"] == "DELETED":
+        store.remove_haservice(obj)
+        return
+    previous = store.snapshot((obj["metadata"]["namespace"], obj["metadata"]["name"])).haservice
+    key = store.put_haservice(obj)
+    if _changed_beyond_status(previous, obj):
+        memo.queue.add(key)
+
+
+async def _child_event(event: kopf.RawEvent, memo: kopf.Memo, kind: str) -> None:
+    store: Store = memo.store
+    obj = _plain(event)
+    obj.setdefault("kind", kind)  # listed items carry no kind
+    key = store.remove_child(obj) if event["type"] == "DELETED" else store.put_child(obj)
+    if key is not None:
+        memo.queue.add(key)
+
+
+async def _pod_event(event: kopf.RawEvent, memo: kopf.Memo) -> None:
+    store: Store = memo.store
+    obj = _plain(event)
+    key = store.remove_pod(obj) if event["type"] == "DELETED" else store.put_pod(obj)
+    if key is not None:
+        memo.queue.add(key)
+
+
+def _register() -> None:
+    labels = {MANAGED_BY_LABEL: MANAGED_BY}
+    for group, version, plural in CHILD_RESOURCES:
+        kind = {"deployments": "Deployment", "statefulsets": "StatefulSet", "services": "Service",
+                "poddisruptionbudgets": "PodDisruptionBudget", "serviceaccounts": "ServiceAccount",
+                "roles": "Role", "rolebindings": "RoleBinding"}[plural]  # fmt: skip
+
+        async def child(event: kopf.RawEvent, memo: kopf.Memo, _kind: str = kind, **_: Any) -> None:
+            await _child_event(event, memo, _kind)
+
+        kopf.on.event(group, version, plural, labels=labels, id=f"watch-{plural}")(child)
+
+    async def pod(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        await _pod_event(event, memo)
+
+    kopf.on.event("", "v1", "pods", labels=labels, id="watch-pods")(pod)
+
+
+_register()

@@ -1,0 +1,293 @@
+"""The only code that talks to the API server for children, status and events.
+
+Every call goes through `Kube.request`, which serialises, authenticates, times out and turns a
+failure into an `ApiError` carrying the server's own reason and message, so that callers can
+report exactly what the API server said (InvalidSpec) and tell a conflict from an outage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes.client import ApiClient
+
+FIELD_MANAGER = "haoperator"
+COMPONENT = "haoperator"
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Where a kind lives in the API."""
+
+    group: str
+    version: str
+    plural: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None, name: str | None = None, sub: str | None = None) -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        parts = [base]
+        if self.namespaced and namespace:
+            parts.append(f"namespaces/{namespace}")
+        parts.append(self.plural)
+        if name:
+            parts.append(name)
+        if sub:
+            parts.append(sub)
+        return "/".join(parts)
+
+
+RESOURCES: dict[str, Resource] = {
+    "HAService": Resource("haoperator.dev", "v1alpha1", "haservices"),
+    "Deployment": Resource("apps", "v1", "deployments"),
+    "StatefulSet": Resource("apps", "v1", "statefulsets"),
+    "Service": Resource("", "v1", "services"),
+    "PodDisruptionBudget": Resource("policy", "v1", "poddisruptionbudgets"),
+    "ServiceAccount": Resource("", "v1", "serviceaccounts"),
+    "Role": Resource("rbac.authorization.k8s.io", "v1", "roles"),
+    "RoleBinding": Resource("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    "Pod": Resource("", "v1", "pods"),
+    "Lease": Resource("coordination.k8s.io", "v1", "leases"),
+    "Event": Resource("", "v1", "events"),
+    "Node": Resource("", "v1", "nodes", namespaced=False),
+    "EndpointSlice": Resource("discovery.k8s.io", "v1", "endpointslices"),
+}
+
+
+class ApiError(Exception):
+    """A request the API server refused or could not answer."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def invalid(self) -> bool:
+        """The server judged the object itself wrong: retrying the same object cannot help."""
+        return self.status in (400, 422)
+
+    @property
+    def transient(self) -> bool:
+        return self.status in (0, 429) or self.status >= 500
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """What an event is about."""
+
+    kind: str
+    namespace: str
+    name: str
+    uid: str
+    api_version: str = ""
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> ObjectRef:
+        meta = obj["metadata"]
+        return cls(
+            obj["kind"],
+            meta.get("namespace", ""),
+            meta["name"],
+            meta.get("uid", ""),
+            obj.get("apiVersion", ""),
+        )
+
+
+class Kube:
+    """Thin, synchronous access to the API server; safe to share between worker threads."""
+
+    def __init__(self, api: ApiClient, *, timeout: float = 30.0, instance: str = "") -> None:
+        self.api = api
+        self.timeout = timeout
+        self.instance = instance or COMPONENT
+        self._event_counts: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+        query: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One API call; the parsed JSON answer, or ApiError with the server's words."""
+        m, url, headers, data, _ = self.api.param_serialize(
+            method,
+            path,
+            query_params=list((query or {}).items()),
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.call_api(
+                m, url, header_params=headers, body=data, _request_timeout=self.timeout
+            )
+            raw = response.read()
+        except Exception as exc:  # connection refused, timeouts, TLS: all mean "not answered"
+            raise ApiError(0, "Unavailable", str(exc)) from exc
+        parsed: dict[str, Any] = json.loads(raw) if raw else {}
+        if not 200 <= response.status < 300:
+            raise ApiError(
+                response.status,
+                str(parsed.get("reason", "")),
+                str(parsed.get("message", raw[:500])),
+            )
+        return parsed
+
+    # -- objects -------------------------------------------------------------------------------
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply as field manager `haoperator`, taking back fields others changed."""
+        resource = RESOURCES[obj["kind"]]
+        meta = obj["metadata"]
+        return self.request(
+            "PATCH",
+            resource.path(meta.get("namespace"), meta["name"]),
+            obj,
+            content_type="application/apply-patch+yaml",
+            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+        )
+
+    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            return self.request("GET", RESOURCES[kind].path(namespace, name))
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list(self, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]:
+        query = {"labelSelector": selector} if selector else None
+        items: list[dict[str, Any]] = self.request(
+            "GET", RESOURCES[kind].path(namespace), query=query
+        ).get("items", [])
+        for item in items:  # list items carry no kind
+            item.setdefault("kind", kind)
+        return items
+
+    def delete(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        *,
+        uid: str | None = None,
+        grace: int | None = None,
+    ) -> bool:
+        """Delete, only if it is still the object we mean (uid); False when it was already gone."""
+        body: dict[str, Any] = {
+            "kind": "DeleteOptions",
+            "apiVersion": "v1",
+            "propagationPolicy": "Background",
+        }
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        if grace is not None:
+            body["gracePeriodSeconds"] = grace
+        try:
+            self.request("DELETE", RESOURCES[kind].path(namespace, name), body)
+        except ApiError as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
+
+    def patch(
+        self,
+        kind: str,
+        namespace: str | None,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        sub: str | None = None,
+    ) -> dict[str, Any]:
+        return self.request(
+            "PATCH",
+            RESOURCES[kind].path(namespace, name, sub),
+            patch,
+            content_type="application/merge-patch+json",
+            query={"fieldManager": FIELD_MANAGER},
+        )
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        return self.patch("HAService", namespace, name, {"status": status}, sub="status")
+
+    # -- events --------------------------------------------------------------------------------
+
+    def record_event(self, about: ObjectRef, type_: str, reason: str, message: str) -> None:
+        """Record an event, aggregated: the same type, reason and message on the same object bumps
+        the count of one Event instead of adding another (as the kubelet's recorder does)."""
+        digest = hashlib.sha256(f"{about.uid}|{type_}|{reason}|{message}".encode()).hexdigest()[:16]
+        name = f"{about.name}.{digest}"
+        key = (about.namespace, name)
+        stamp = now_iso()
+        with self._lock:
+            count = self._event_counts.get(key)
+        if count is None:
+            try:
+                self.request(
+                    "POST",
+                    RESOURCES["Event"].path(about.namespace),
+                    self._event(about, name, type_, reason, message, stamp),
+                )
+                with self._lock:
+                    self._event_counts[key] = 1
+                return
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+            existing = self.get("Event", about.namespace, name)
+            count = int((existing or {}).get("count", 1))
+        with self._lock:
+            self._event_counts[key] = count + 1
+        try:
+            self.patch("Event", about.namespace, name, {"count": count + 1, "lastTimestamp": stamp})
+        except ApiError as exc:
+            if exc.status != 404:  # expired meanwhile (events live an hour): start anew
+                raise
+            with self._lock:
+                self._event_counts.pop(key, None)
+            self.record_event(about, type_, reason, message)
+
+    def _event(
+        self, about: ObjectRef, name: str, type_: str, reason: str, message: str, stamp: str
+    ) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": about.namespace},
+            "involvedObject": {
+                "apiVersion": about.api_version or RESOURCES[about.kind].api_version,
+                "kind": about.kind,
+                "name": about.name,
+                "namespace": about.namespace,
+                "uid": about.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "count": 1,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "source": {"component": COMPONENT},
+            "reportingComponent": f"haoperator.dev/{COMPONENT}",
+            "reportingInstance": self.instance,
+        }

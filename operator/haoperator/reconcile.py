@@ -1,0 +1,256 @@
+"""One reconcile of one HAService: make the children match the spec, then report the status.
+
+Level-based: it does not matter which event woke it. It renders the desired children, applies
+(server-side) those that are missing, out of date or drifted, deletes owned children that are no
+longer desired, and writes the status only when it changed. Reads come from the watch cache;
+an HAService whose world has not changed costs no request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from haoperator import render, status
+from haoperator.api import HAService
+from haoperator.cache import ChildKey, Key, Snapshot, Store
+from haoperator.diff import differences
+from haoperator.kube import ApiError, Kube, ObjectRef, now_iso
+
+APPLIED_HASH = "haoperator.dev/applied-hash"
+WORKLOADS = ("Deployment", "StatefulSet")
+log = structlog.get_logger("haoperator.reconcile")
+
+
+@dataclass
+class Outcome:
+    """What the worker should do next with this key."""
+
+    requeue_after: float | None = None
+    backoff: bool = False
+
+
+@dataclass
+class _Changes:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    drift: list[str] = field(default_factory=list)
+    problem: status.Problem | None = None
+
+    def summary(self) -> str:
+        parts = []
+        for verb, items in (
+            ("created", self.created),
+            ("updated", self.updated),
+            ("deleted", self.deleted),
+        ):
+            if items:
+                parts.append(f"{verb} {', '.join(items)}")
+        text = "; ".join(parts)
+        return text[:1].upper() + text[1:]
+
+
+def applied_hash(obj: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def owned_by(obj: dict[str, Any], uid: str) -> bool:
+    refs = obj.get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("uid") == uid and r.get("controller") for r in refs)
+
+
+def _label(kind: str, name: str) -> str:
+    return f"{kind} {name}"
+
+
+class Reconciler:
+    def __init__(self, kube: Kube, store: Store, *, elector_image: str) -> None:
+        self.kube = kube
+        self.store = store
+        self.elector_image = elector_image
+
+    def reconcile(self, key: Key) -> Outcome:
+        snapshot = self.store.snapshot(key)
+        obj = snapshot.haservice
+        if obj is None or obj["metadata"].get("deletionTimestamp"):
+            return Outcome()  # gone or going: owner references take the children with it
+        logger = log.bind(namespace=key[0], name=key[1])
+        ref = ObjectRef.of(obj)
+        try:
+            haservice = HAService.model_validate(obj)
+        except ValidationError as exc:
+            # Admission enforces the same rules, so this means a CRD older than this operator.
+            message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            return self._report(
+                snapshot,
+                ref,
+                None,
+                _Changes(problem=status.Problem("InvalidSpec", message)),
+                logger,
+            )
+
+        desired = render.desired(haservice, elector_image=self.elector_image)
+        changes = _Changes()
+        self._apply_children(obj, snapshot, desired, changes, ref, logger)
+        self._prune(obj, snapshot, desired, changes)
+        return self._report(snapshot, ref, haservice, changes, logger)
+
+    # -- children ------------------------------------------------------------------------------
+
+    def _apply_children(
+        self,
+        obj: dict[str, Any],
+        snapshot: Snapshot,
+        desired: list[dict[str, Any]],
+        changes: _Changes,
+        ref: ObjectRef,
+        logger: Any,
+    ) -> None:
+        uid = obj["metadata"]["uid"]
+        generation = obj["metadata"].get("generation", 0)
+        reconciled_before = (obj.get("status") or {}).get("observedGeneration") == generation
+        for child in desired:
+            kind, name = child["kind"], child["metadata"]["name"]
+            label = _label(kind, name)
+            child["metadata"].setdefault("annotations", {})[APPLIED_HASH] = applied_hash(child)
+            observed = snapshot.children.get((kind, name))
+            if observed is None:
+                # Not in the cache: not made yet, deleted, just created (cache lag), or not ours.
+                observed = self.kube.get(kind, child["metadata"].get("namespace"), name)
+                if observed is not None and not owned_by(observed, uid):
+                    changes.problem = status.Problem(
+                        "NameConflict",
+                        f"{label} already exists and is not owned by this HAService; "
+                        "left untouched",
+                    )
+                    continue
+            try:
+                if observed is None:
+                    self.kube.apply(child)
+                    if reconciled_before:
+                        changes.drift.append(f"{label} was deleted; recreated")
+                    else:
+                        changes.created.append(label)
+                    continue
+                if (
+                    observed["metadata"].get("annotations", {}).get(APPLIED_HASH)
+                    != child["metadata"]["annotations"][APPLIED_HASH]
+                ):
+                    result = self.kube.apply(child)
+                    if result["metadata"].get("resourceVersion") != observed["metadata"].get(
+                        "resourceVersion"
+                    ):
+                        changes.updated.append(label)
+                    continue
+                drift = differences(child, observed)
+                if drift:
+                    self.kube.apply(child)
+                    changes.drift.append(f"{label}: {', '.join(drift)}")
+            except ApiError as exc:
+                if not exc.invalid:
+                    raise
+                changes.problem = status.Problem("InvalidSpec", f"{label}: {exc.message}")
+                logger.warning("child rejected by the API server", child=label, error=exc.message)
+
+    def _prune(
+        self,
+        obj: dict[str, Any],
+        snapshot: Snapshot,
+        desired: list[dict[str, Any]],
+        changes: _Changes,
+    ) -> None:
+        """Delete children we own that the spec no longer asks for (e.g. `service` removed)."""
+        uid = obj["metadata"]["uid"]
+        wanted: set[ChildKey] = {(c["kind"], c["metadata"]["name"]) for c in desired}
+        for (kind, name), child in snapshot.children.items():
+            if (kind, name) in wanted or not owned_by(child, uid):
+                continue
+            if self.kube.delete(
+                kind, child["metadata"].get("namespace"), name, uid=child["metadata"].get("uid")
+            ):
+                changes.deleted.append(_label(kind, name))
+
+    # -- status and events ---------------------------------------------------------------------
+
+    def _report(
+        self,
+        snapshot: Snapshot,
+        ref: ObjectRef,
+        haservice: HAService | None,
+        changes: _Changes,
+        logger: Any,
+    ) -> Outcome:
+        obj = snapshot.haservice or {}
+        if changes.created or changes.updated or changes.deleted:
+            message = changes.summary()
+            logger.info("reconciled", changes=message)
+            self.kube.record_event(ref, "Normal", "Reconciled", message)
+        for drift in changes.drift:
+            logger.info("drift corrected", drift=drift)
+            self.kube.record_event(ref, "Normal", "DriftCorrected", drift)
+        if changes.problem:
+            logger.warning(changes.problem.reason, message=changes.problem.message)
+            self.kube.record_event(ref, "Warning", changes.problem.reason, changes.problem.message)
+
+        if haservice is not None:
+            workload = next((c for (k, _), c in snapshot.children.items() if k in WORKLOADS), None)
+            observed = status.Observed(
+                name=ref.name,
+                generation=obj["metadata"].get("generation", 0),
+                spec=haservice.spec,
+                workload=workload,
+                pods=snapshot.pods,
+                service_present=("Service", ref.name) in snapshot.children,
+                problem=changes.problem,
+                previous=obj.get("status") or {},
+            )
+            new = status.compute(observed, now_iso())
+        else:
+            new = self._problem_only_status(obj, changes.problem)
+        self._write_status(ref, obj.get("status") or {}, new)
+        if changes.problem:
+            return Outcome(backoff=True)
+        return Outcome()
+
+    @staticmethod
+    def _problem_only_status(obj: dict[str, Any], problem: status.Problem | None) -> dict[str, Any]:
+        previous = obj.get("status") or {}
+        generation = obj["metadata"].get("generation", 0)
+        assert problem is not None
+        before: dict[str, Any] = next(
+            (c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {}
+        )
+        unchanged = before.get("status") == "False" and before.get("reason") == problem.reason
+        return {
+            **previous,
+            "observedGeneration": generation,
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "False",
+                    "reason": problem.reason,
+                    "message": problem.message,
+                    "lastTransitionTime": before.get("lastTransitionTime")
+                    if unchanged
+                    else now_iso(),
+                    "observedGeneration": generation,
+                }
+            ],
+        }
+
+    def _write_status(self, ref: ObjectRef, current: dict[str, Any], new: dict[str, Any]) -> None:
+        if new == current:
+            return  # the idle case: nothing changed, nothing written
+        patch: dict[str, Any] = {k: None for k in current if k not in new}
+        patch.update(new)
+        try:
+            self.kube.patch_status(ref.namespace, ref.name, patch)
+        except ApiError as exc:
+            if exc.status != 404:  # deleted meanwhile
+                raise

@@ -1,0 +1,105 @@
+"""`haoperator run`: the operator process."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from haoperator import logging as ha_logging
+from haoperator.settings import DEFAULT_IMAGE, Settings, env
+
+
+def add_parser(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run the operator",
+        description="Reconcile HAServices: build and keep their children, report status and "
+        "events. Every flag also reads an environment variable, HAOPERATOR_<FLAG>.",
+    )
+    scope = run.add_mutually_exclusive_group(required=False)
+    scope.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        default=[n for n in env("NAMESPACES", "").split(",") if n],
+        help="watch this namespace (repeatable; env HAOPERATOR_NAMESPACES, comma-separated)",
+    )
+    scope.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        default=env("ALL_NAMESPACES", "") == "true",
+        help="watch every namespace (env HAOPERATOR_ALL_NAMESPACES=true)",
+    )
+    run.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="like kubectl's; in a pod the service account is used",
+    )
+    run.add_argument(
+        "--elector-image",
+        default=env("ELECTOR_IMAGE", DEFAULT_IMAGE),
+        help="image of the ha-elector sidecar (default: %(default)s)",
+    )
+    run.add_argument(
+        "--liveness-port",
+        type=int,
+        default=int(env("LIVENESS_PORT", "8080")),
+        help="port of GET /healthz (default: %(default)s)",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=int(env("WORKERS", "8")),
+        help="reconciles at once (default: %(default)s)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        default=env("LOG_FORMAT", "auto"),
+        help="auto: JSON unless on a terminal",
+    )
+    run.add_argument(
+        "--log-level",
+        default=env("LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
+    run.set_defaults(handler=main)
+
+
+def main(args: argparse.Namespace, out: Any = None) -> int:
+    if not args.all_namespaces and not args.namespace:
+        raise SystemExit(
+            "haoperator run: say which namespaces to watch: "
+            "--namespace NS (repeatable) or --all-namespaces"
+        )
+    settings = Settings(
+        namespaces=list(dict.fromkeys(args.namespace or [])),
+        all_namespaces=args.all_namespaces,
+        kubeconfig=args.kubeconfig,
+        elector_image=args.elector_image,
+        liveness_port=args.liveness_port,
+        workers=max(1, args.workers),
+        log_format=args.log_format,
+        log_level=args.log_level,
+    )
+    return run(settings)
+
+
+def run(settings: Settings) -> int:
+    ha_logging.configure(settings.log_format, settings.log_level)
+    if settings.kubeconfig:
+        os.environ["KUBECONFIG"] = settings.kubeconfig  # kopf's own login reads it
+    import kopf
+
+    from haoperator import handlers  # noqa: F401  (registers the handlers)
+
+    kopf.run(
+        clusterwide=settings.all_namespaces,
+        namespaces=settings.namespaces,
+        standalone=True,
+        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
+        memo=kopf.Memo(settings=settings),
+    )
+    return 0

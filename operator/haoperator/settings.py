@@ -1,0 +1,27 @@
+"""The operator's settings: command-line flags, each with an environment variable as its default
+(HAOPERATOR_<FLAG>), so a Deployment can set them either way."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from haoperator import __version__
+
+DEFAULT_IMAGE = f"ghcr.io/haoperator/haoperator:{__version__}"
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(f"HAOPERATOR_{name}", default)
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: list[str] = field(default_factory=list)
+    all_namespaces: bool = False
+    kubeconfig: str | None = None
+    elector_image: str = DEFAULT_IMAGE
+    liveness_port: int = 8080
+    workers: int = 8
+    log_format: str = "auto"
+    log_level: str = "info"

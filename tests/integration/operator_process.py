@@ -1,0 +1,71 @@
+"""The operator as users run it: `haoperator run` in a subprocess, watching one namespace."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from tests.support import REPO, kubeconfig_path, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OperatorProcess:
+    def __init__(
+        self, namespaces: list[str], log_path: Path, *, extra_args: list[str] | None = None
+    ) -> None:
+        self.namespaces = namespaces
+        self.log_path = log_path
+        self.extra_args = extra_args or []
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> OperatorProcess:
+        args = [str(Path(sys.executable).parent / "haoperator"), "run", "--log-format", "json"]
+        for ns in self.namespaces:
+            args += ["--namespace", ns]
+        args += ["--liveness-port", str(self.port), "--workers", "4", *self.extra_args]
+        env = {**os.environ, "KUBECONFIG": str(kubeconfig_path())}
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
+            )
+        wait_until(self._live, timeout=60, what="operator liveness endpoint")
+        return self
+
+    def _live(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"operator exited with {self.proc.returncode}:\n{self.log_tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Stop it; returns the exit code (a clean SIGTERM shutdown exits 0)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"operator did not stop within 30 s:\n{self.log_tail()}") from None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
