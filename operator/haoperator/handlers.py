@@ -51,6 +51,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     ours: Settings = memo.settings
     # kopf would post its own log lines as Events: every write must be one we mean.
     settings.posting.enabled = False
+    # No CRD or namespace scanning: we name our resources and namespaces, and least-privilege
+    # RBAC then needs no read access to CustomResourceDefinitions or Namespaces.
+    settings.scanning.disabled = True
     # A stalled watch is noticed and re-established instead of waiting forever.
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
