@@ -32,6 +32,9 @@ CHILD_RESOURCES = (
     ("", "v1", "serviceaccounts"),
     ("rbac.authorization.k8s.io", "v1", "roles"),
     ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+    # Not ours to make, ours to read: the electors' Lease, the Services' EndpointSlices.
+    ("coordination.k8s.io", "v1", "leases"),
+    ("discovery.k8s.io", "v1", "endpointslices"),
 )
 PROBLEM_BASE_DELAY = 2.0
 
@@ -171,7 +174,8 @@ def _register() -> None:
     for group, version, plural in CHILD_RESOURCES:
         kind = {"deployments": "Deployment", "statefulsets": "StatefulSet", "services": "Service",
                 "poddisruptionbudgets": "PodDisruptionBudget", "serviceaccounts": "ServiceAccount",
-                "roles": "Role", "rolebindings": "RoleBinding"}[plural]  # fmt: skip
+                "roles": "Role", "rolebindings": "RoleBinding", "leases": "Lease",
+                "endpointslices": "EndpointSlice"}[plural]  # fmt: skip
 
         async def child(event: kopf.RawEvent, memo: kopf.Memo, _kind: str = kind, **_: Any) -> None:
             await _child_event(event, memo, _kind)

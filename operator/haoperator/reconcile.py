@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,8 @@ from haoperator.diff import differences
 from haoperator.kube import ApiError, Kube, ObjectRef, now_iso
 
 APPLIED_HASH = "haoperator.dev/applied-hash"
+ROLE_LABEL = "haoperator.dev/role"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 WORKLOADS = ("Deployment", "StatefulSet")
 log = structlog.get_logger("haoperator.reconcile")
 
@@ -33,6 +36,21 @@ class Outcome:
 
     requeue_after: float | None = None
     backoff: bool = False
+
+
+def status_ready(obj: dict[str, Any]) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+@dataclass
+class _Passive:
+    """What the ActivePassive checks found, for the status."""
+
+    lease: dict[str, Any] | None
+    routed: set[str] | None
+    failing_over: bool
+    requeue_after: float | None
 
 
 @dataclass
@@ -74,6 +92,8 @@ class Reconciler:
         self.kube = kube
         self.store = store
         self.elector_image = elector_image
+        self._without_active: dict[Key, float] = {}
+        """ActivePassive: since when (monotonic) a service that was Ready has no active pod."""
 
     def reconcile(self, key: Key) -> Outcome:
         snapshot = self.store.snapshot(key)
@@ -99,7 +119,10 @@ class Reconciler:
         changes = _Changes()
         self._apply_children(obj, snapshot, desired, changes, ref, logger)
         self._prune(obj, snapshot, desired, changes)
-        return self._report(snapshot, ref, haservice, changes, logger)
+        passive = None
+        if haservice.spec.category == "ActivePassive":
+            passive = self._active_passive(key, obj, snapshot, haservice, ref, logger)
+        return self._report(snapshot, ref, haservice, changes, logger, passive)
 
     # -- children ------------------------------------------------------------------------------
 
@@ -176,6 +199,82 @@ class Reconciler:
             ):
                 changes.deleted.append(_label(kind, name))
 
+    # -- active/passive ------------------------------------------------------------------------
+
+    def _active_passive(
+        self,
+        key: Key,
+        obj: dict[str, Any],
+        snapshot: Snapshot,
+        haservice: HAService,
+        ref: ObjectRef,
+        logger: Any,
+    ) -> _Passive:
+        lease = snapshot.children.get(("Lease", ref.name))
+        if lease is not None:
+            self._adopt_lease(obj, lease)
+        holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+        active = status.active_pods(snapshot.pods)
+        if len(active) > 1:
+            # The electors fence before they take the role; this is the net under them.
+            fenced = sorted(
+                p["metadata"]["name"] for p in active if p["metadata"]["name"] != holder
+            )
+            for name in fenced:
+                self.kube.patch(
+                    "Pod", ref.namespace, name, {"metadata": {"labels": {ROLE_LABEL: "standby"}}}
+                )
+            message = (
+                f"pods {', '.join(sorted(p['metadata']['name'] for p in active))} were all active; "
+                f"removed the role from {', '.join(fenced)} (the Lease names {holder or 'nobody'})"
+            )
+            logger.warning("split brain prevented", message=message)
+            self.kube.record_event(ref, "Warning", "SplitBrainPrevented", message)
+        routed: set[str] | None = None
+        if haservice.spec.service is not None:
+            routed = {
+                endpoint["targetRef"]["name"]
+                for (kind, _), slice_ in snapshot.children.items()
+                if kind == "EndpointSlice"
+                and (slice_["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == ref.name
+                for endpoint in slice_.get("endpoints") or []
+                if (endpoint.get("conditions") or {}).get("ready") and endpoint.get("targetRef")
+            }
+        lease_duration = float(haservice.spec.active_passive_settings.lease_duration_seconds)
+        ready_active = [p for p in active if status.is_ready(p)]
+        was_ready = status_ready(obj)
+        now = time.monotonic()
+        failing_over, requeue = False, None
+        if ready_active:
+            self._without_active.pop(key, None)
+        elif was_ready or key in self._without_active:
+            since = self._without_active.setdefault(key, now)
+            remaining = since + lease_duration - now
+            if remaining > 0:
+                failing_over, requeue = True, remaining + 0.05
+        return _Passive(
+            lease=lease, routed=routed, failing_over=failing_over, requeue_after=requeue
+        )
+
+    def _adopt_lease(self, obj: dict[str, Any], lease: dict[str, Any]) -> None:
+        """The electors create the Lease; an owner reference lets it go with the HAService."""
+        uid = obj["metadata"]["uid"]
+        refs = lease["metadata"].get("ownerReferences") or []
+        if any(r.get("uid") == uid for r in refs):
+            return
+        owner = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            "name": obj["metadata"]["name"],
+            "uid": uid,
+        }
+        self.kube.patch(
+            "Lease",
+            lease["metadata"]["namespace"],
+            lease["metadata"]["name"],
+            {"metadata": {"ownerReferences": [*refs, owner]}},
+        )
+
     # -- status and events ---------------------------------------------------------------------
 
     def _report(
@@ -185,6 +284,7 @@ class Reconciler:
         haservice: HAService | None,
         changes: _Changes,
         logger: Any,
+        passive: _Passive | None = None,
     ) -> Outcome:
         obj = snapshot.haservice or {}
         if changes.created or changes.updated or changes.deleted:
@@ -209,14 +309,38 @@ class Reconciler:
                 service_present=("Service", ref.name) in snapshot.children,
                 problem=changes.problem,
                 previous=obj.get("status") or {},
+                lease=passive.lease if passive else None,
+                routed=passive.routed if passive else None,
+                failing_over=passive.failing_over if passive else False,
             )
             new = status.compute(observed, now_iso())
+            if passive:
+                self._leadership_events(ref, obj.get("status") or {}, new, logger)
         else:
             new = self._problem_only_status(obj, changes.problem)
         self._write_status(ref, obj.get("status") or {}, new)
         if changes.problem:
             return Outcome(backoff=True)
-        return Outcome()
+        return Outcome(requeue_after=passive.requeue_after if passive else None)
+
+    def _leadership_events(
+        self, ref: ObjectRef, before: dict[str, Any], after: dict[str, Any], logger: Any
+    ) -> None:
+        last = after.get("lastFailover")
+        if last and last != before.get("lastFailover"):
+            message = (
+                f"active pod moved from {last['from']} to {last['to']} in {last['seconds']:.2f} s"
+            )
+            logger.info("failover completed", message=message)
+            self.kube.record_event(ref, "Normal", "FailoverCompleted", message)
+        elif (
+            after.get("activePod")
+            and not before.get("activePod")
+            and not before.get("lastFailover")
+        ):
+            message = f"pod {after['activePod']} is active"
+            logger.info("leader elected", message=message)
+            self.kube.record_event(ref, "Normal", "LeaderElected", message)
 
     @staticmethod
     def _problem_only_status(obj: dict[str, Any], problem: status.Problem | None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ recomputing an unchanged world yields an identical status, and the operator writ
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from haoperator.api import DEFAULT_CLUSTERED_REPLICAS, DEFAULT_REPLICAS, HAServiceSpec
 
 ROLE_LABEL = "haoperator.dev/role"
+FAILOVER_ANNOTATION = "haoperator.dev/last-failover"
 SERVICE_LABEL = "haoperator.dev/service"
 
 
@@ -40,6 +42,12 @@ class Observed:
     service_present: bool = False
     problem: Problem | None = None
     previous: dict[str, Any] = field(default_factory=dict)
+    lease: dict[str, Any] | None = None
+    """ActivePassive: the electors' Lease."""
+    routed: set[str] | None = None
+    """ActivePassive with a Service: the pods its EndpointSlices list as ready endpoints."""
+    failing_over: bool = False
+    """ActivePassive: no active pod, but for less than a lease duration (a handover)."""
 
 
 def desired_replicas(spec: HAServiceSpec) -> int:
@@ -126,11 +134,40 @@ def _active_passive_ready(observed: Observed) -> dict[str, Any]:
         names = ", ".join(sorted(p["metadata"]["name"] for p in active))
         return _condition("Ready", False, "SplitBrain", f"more than one active pod: {names}")
     if not active:
+        if observed.failing_over:
+            return _condition("Ready", True, "FailingOver", "the active role is changing hands")
         return _condition("Ready", False, "NoActivePod", "no ready pod holds the active role")
     name = active[0]["metadata"]["name"]
-    if observed.spec.service is not None and not observed.service_present:
-        return _condition("Ready", False, "ServiceMissing", f"pod {name} is active, no Service yet")
+    if observed.spec.service is not None:
+        if not observed.service_present:
+            return _condition(
+                "Ready", False, "ServiceMissing", f"pod {name} is active, no Service yet"
+            )
+        if observed.routed != {name}:
+            routed = ", ".join(sorted(observed.routed or [])) or "no pod"
+            return _condition(
+                "Ready", False, "NotRouted", f"pod {name} is active; the Service routes to {routed}"
+            )
     return _condition("Ready", True, "ActivePodReady", f"pod {name} is active and ready")
+
+
+def failover_record(lease: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last takeover the electors recorded on the Lease, as status.lastFailover."""
+    if not lease:
+        return None
+    raw = (lease.get("metadata", {}).get("annotations") or {}).get(FAILOVER_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        record = json.loads(raw)
+        return {
+            "time": str(record["time"]),
+            "from": str(record["from"]),
+            "to": str(record["to"]),
+            "seconds": float(record["seconds"]),
+        }
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _progressing(observed: Observed) -> dict[str, Any]:
@@ -206,7 +243,9 @@ def compute(observed: Observed, now: str) -> dict[str, Any]:
         active = [p for p in active_pods(observed.pods) if is_ready(p)]
         if len(active) == 1:
             status["activePod"] = active[0]["metadata"]["name"]
-        for key in ("failovers", "lastFailover"):
-            if key in observed.previous:
-                status[key] = observed.previous[key]
+        lease_spec = (observed.lease or {}).get("spec") or {}
+        status["failovers"] = int(lease_spec.get("leaseTransitions") or 0)
+        last = failover_record(observed.lease) or observed.previous.get("lastFailover")
+        if last:
+            status["lastFailover"] = last
     return status

@@ -1,0 +1,82 @@
+"""The elector's safety rules, as a pure function of what it observed."""
+
+from __future__ import annotations
+
+from haoperator.election import Action, Observed, Timing, decide, leading, preferred
+
+T = Timing(lease_duration=5, renew_deadline=3, retry_period=1)
+
+
+def lease(holder: str | None, at: float = 100.0, handover: str | None = None) -> Observed:
+    return Observed(holder=holder, lease_duration=5, observed_at=at, handover_to=handover)
+
+
+def test_no_lease_creates_it() -> None:
+    assert decide("a", None, is_leader=False, last_renew=0, now=1, timing=T).action is Action.CREATE
+
+
+def test_a_valid_lease_of_another_is_never_taken() -> None:
+    for now in (100.0, 102.0, 104.99):
+        d = decide("b", lease("a"), is_leader=False, last_renew=0, now=now, timing=T)
+        assert d.action is Action.WAIT
+        assert d.wait <= min(T.retry_period, 105 - now) + 1e-9
+
+
+def test_an_expired_lease_is_acquired() -> None:
+    d = decide("b", lease("a"), is_leader=False, last_renew=0, now=105.0, timing=T)
+    assert d.action is Action.ACQUIRE
+
+
+def test_a_released_lease_is_acquired_at_once() -> None:
+    d = decide("b", lease(None), is_leader=False, last_renew=0, now=100.1, timing=T)
+    assert d.action is Action.ACQUIRE
+
+
+def test_a_handover_to_another_pod_is_left_to_it_for_two_retry_periods() -> None:
+    early = decide("c", lease(None, handover="b"), is_leader=False, last_renew=0, now=101, timing=T)
+    assert early.action is Action.WAIT
+    late = decide(
+        "c", lease(None, handover="b"), is_leader=False, last_renew=0, now=102.5, timing=T
+    )
+    assert late.action is Action.ACQUIRE
+    named = decide(
+        "b", lease(None, handover="b"), is_leader=False, last_renew=0, now=100.1, timing=T
+    )
+    assert named.action is Action.ACQUIRE
+
+
+def test_a_leader_renews_while_within_the_renew_deadline() -> None:
+    d = decide("a", lease("a"), is_leader=True, last_renew=99, now=101, timing=T)
+    assert d.action is Action.RENEW
+
+
+def test_a_leader_past_its_renew_deadline_steps_down_before_anything_else() -> None:
+    # Frozen for 20 s: on resuming, whatever the Lease says, it first steps down.
+    for observed in (lease("a"), lease("b"), None):
+        d = decide("a", observed, is_leader=True, last_renew=99, now=119, timing=T)
+        assert d.action is Action.STEP_DOWN
+    assert not leading(True, 99, 102.0, T)
+    assert leading(True, 99, 101.9, T)
+
+
+def test_a_leader_that_sees_another_holder_steps_down() -> None:
+    d = decide("a", lease("b"), is_leader=True, last_renew=100, now=100.5, timing=T)
+    assert d.action is Action.STEP_DOWN
+
+
+def test_the_renew_deadline_ends_leadership_before_the_lease_frees_anyone_else() -> None:
+    # The leader's last renew at 99 is seen by others at 99 or later; they may take over at
+    # 104 at the earliest, by which time the leader has stopped acting (at 102).
+    last_renew = 99.0
+    standby_earliest = last_renew + T.lease_duration
+    assert not leading(True, last_renew, standby_earliest, T)
+
+
+def test_preferred_is_the_oldest_then_the_first_name() -> None:
+    pods = [
+        ("2026-01-01T00:00:02Z", "b"),
+        ("2026-01-01T00:00:01Z", "c"),
+        ("2026-01-01T00:00:01Z", "a"),
+    ]
+    assert preferred(pods) == "a"
+    assert preferred([]) is None
