@@ -90,12 +90,9 @@ def test_active_passive_ready_needs_one_active_pod_that_the_service_routes_to() 
 
 
 def test_failover_comes_from_the_lease() -> None:
+    record = '{"from": "a", "to": "b", "time": "t", "seconds": 0.4}'
     lease = {
-        "metadata": {
-            "annotations": {
-                "haoperator.dev/last-failover": '{"from": "a", "to": "b", "time": "t", "seconds": 0.4}'
-            }
-        },
+        "metadata": {"annotations": {"haoperator.dev/last-failover": record}},
         "spec": {"leaseTransitions": 3},
     }
     st = compute(ap(pods=[pod("b", "active")], routed={"b"}, lease=lease))
