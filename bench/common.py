@@ -90,6 +90,8 @@ class Operator:
             "json",
             "--log-level",
             "warning",
+            "--metrics-port",
+            "0",
             *args,
         ]
         for ns in namespaces:

@@ -80,12 +80,47 @@ class Snapshot:
     pods: list[dict[str, Any]]
 
 
+def trim_node(node: dict[str, Any]) -> dict[str, Any]:
+    meta = node.get("metadata") or {}
+    return {
+        "kind": "Node",
+        "metadata": {k: meta[k] for k in ("name", "labels", "uid") if k in meta},
+        "status": {"conditions": (node.get("status") or {}).get("conditions") or []},
+    }
+
+
 class Store:
     """Written by watch handlers on the event loop, read by reconciles in worker threads."""
 
     def __init__(self) -> None:
         self._entries: dict[Key, Entry] = {}
+        self._nodes: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+
+    def put_node(self, obj: dict[str, Any]) -> list[Key]:
+        """Keep a node; returns the HAServices with pods on it, which its change concerns."""
+        name = obj["metadata"]["name"]
+        with self._lock:
+            self._nodes[name] = trim_node(obj)
+            return self._keys_on(name)
+
+    def remove_node(self, obj: dict[str, Any]) -> list[Key]:
+        name = obj["metadata"]["name"]
+        with self._lock:
+            self._nodes.pop(name, None)
+            return self._keys_on(name)
+
+    def _keys_on(self, node: str) -> list[Key]:
+        return [
+            key
+            for key, entry in self._entries.items()
+            if entry.haservice is not None
+            and any((p.get("spec") or {}).get("nodeName") == node for p in entry.pods.values())
+        ]
+
+    def nodes(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return dict(self._nodes)
 
     def _entry(self, key: Key) -> Entry:
         entry = self._entries.get(key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ import kopf
 import structlog
 from kubernetes import client, config
 
+from haoperator import metrics
 from haoperator.cache import MANAGED_BY, MANAGED_BY_LABEL, Key, Store
 from haoperator.kube import Kube
 from haoperator.reconcile import Reconciler
@@ -74,7 +76,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.workers = [
         asyncio.create_task(_worker(queue, reconciler, executor)) for _ in range(ours.workers)
     ]
-    log.info("operator started", namespaces=ours.namespaces or "all", workers=ours.workers)
+    metrics.serve(ours.metrics_port)
+    log.info(
+        "operator started",
+        namespaces=ours.namespaces or "all",
+        workers=ours.workers,
+        metrics_port=ours.metrics_port or "off",
+    )
 
 
 @kopf.on.cleanup()
@@ -93,9 +101,11 @@ async def _worker(
     loop = asyncio.get_running_loop()
     while True:
         key = await queue.get()
+        started = time.monotonic()
         try:
             outcome = await loop.run_in_executor(executor, reconciler.reconcile, key)
         except Exception as exc:  # an outage or a bug must not kill the worker: retry later
+            metrics.RECONCILES.labels("error").inc()
             delay = queue.backoff(key)
             log.warning(
                 "reconcile failed; will retry",
@@ -106,6 +116,7 @@ async def _worker(
             )
             queue.add_after(key, delay)
         else:
+            metrics.RECONCILES.labels("problem" if outcome.backoff else "ok").inc()
             if outcome.backoff:
                 queue.add_after(key, queue.backoff(key))
             else:
@@ -113,6 +124,7 @@ async def _worker(
                 if outcome.requeue_after is not None:
                     queue.add_after(key, outcome.requeue_after)
         finally:
+            metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
             queue.done(key)
 
 
@@ -166,6 +178,16 @@ async def _pod_event(event: kopf.RawEvent, memo: kopf.Memo) -> None:
     obj = _plain(event)
     key = store.remove_pod(obj) if event["type"] == "DELETED" else store.put_pod(obj)
     if key is not None:
+        memo.queue.add(key)
+
+
+@kopf.on.event("", "v1", "nodes")
+async def node_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Node readiness drives node-loss recovery and the end of bans."""
+    store: Store = memo.store
+    obj = _plain(event)
+    keys = store.remove_node(obj) if event["type"] == "DELETED" else store.put_node(obj)
+    for key in keys:
         memo.queue.add(key)
 
 

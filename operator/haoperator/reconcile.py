@@ -17,11 +17,12 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from haoperator import render, status
+from haoperator import metrics, render, status
 from haoperator.api import HAService
 from haoperator.cache import ChildKey, Key, Snapshot, Store
 from haoperator.diff import differences
 from haoperator.kube import ApiError, Kube, ObjectRef, now_iso
+from haoperator.recovery_actions import Recoverer
 
 APPLIED_HASH = "haoperator.dev/applied-hash"
 ROLE_LABEL = "haoperator.dev/role"
@@ -92,6 +93,9 @@ class Reconciler:
         self.kube = kube
         self.store = store
         self.elector_image = elector_image
+        self.recoverer = Recoverer(kube)
+        self.counts = metrics.ServiceCounts()
+        self._last_status: dict[Key, dict[str, Any]] = {}
         self._without_active: dict[Key, float] = {}
         """ActivePassive: since when (monotonic) a service that was Ready has no active pod."""
 
@@ -99,6 +103,8 @@ class Reconciler:
         snapshot = self.store.snapshot(key)
         obj = snapshot.haservice
         if obj is None or obj["metadata"].get("deletionTimestamp"):
+            self.counts.forget(key)
+            self._last_status.pop(key, None)
             return Outcome()  # gone or going: owner references take the children with it
         logger = log.bind(namespace=key[0], name=key[1])
         ref = ObjectRef.of(obj)
@@ -122,7 +128,17 @@ class Reconciler:
         passive = None
         if haservice.spec.category == "ActivePassive":
             passive = self._active_passive(key, obj, snapshot, haservice, ref, logger)
-        return self._report(snapshot, ref, haservice, changes, logger, passive)
+        recovered = self.recoverer.run(key, snapshot, haservice, ref, self.store.nodes(), logger)
+        outcome = self._report(
+            snapshot, ref, haservice, changes, logger, passive, recovered.limited
+        )
+        later = recovered.requeue_after
+        if later is not None and not outcome.backoff:
+            current = outcome.requeue_after
+            outcome.requeue_after = later if current is None else min(current, later)
+        ready = status_ready({"status": self._last_status.get(key, {})})
+        self.counts.set(key, haservice.spec.category, ready)
+        return outcome
 
     # -- children ------------------------------------------------------------------------------
 
@@ -229,6 +245,7 @@ class Reconciler:
                 f"removed the role from {', '.join(fenced)} (the Lease names {holder or 'nobody'})"
             )
             logger.warning("split brain prevented", message=message)
+            metrics.RECOVERY_ACTIONS.labels("split_brain_prevented").inc()
             self.kube.record_event(ref, "Warning", "SplitBrainPrevented", message)
         routed: set[str] | None = None
         if haservice.spec.service is not None:
@@ -285,6 +302,7 @@ class Reconciler:
         changes: _Changes,
         logger: Any,
         passive: _Passive | None = None,
+        limited: list[str] | None = None,
     ) -> Outcome:
         obj = snapshot.haservice or {}
         if changes.created or changes.updated or changes.deleted:
@@ -312,16 +330,34 @@ class Reconciler:
                 lease=passive.lease if passive else None,
                 routed=passive.routed if passive else None,
                 failing_over=passive.failing_over if passive else False,
+                limited=limited or [],
             )
             new = status.compute(observed, now_iso())
             if passive:
                 self._leadership_events(ref, obj.get("status") or {}, new, logger)
+            self._quorum_events(ref, obj.get("status") or {}, new)
         else:
             new = self._problem_only_status(obj, changes.problem)
         self._write_status(ref, obj.get("status") or {}, new)
+        self._last_status[(ref.namespace, ref.name)] = new
         if changes.problem:
             return Outcome(backoff=True)
         return Outcome(requeue_after=passive.requeue_after if passive else None)
+
+    def _quorum_events(self, ref: ObjectRef, before: dict[str, Any], after: dict[str, Any]) -> None:
+        def lost(st: dict[str, Any]) -> bool | None:
+            for c in st.get("conditions") or []:
+                if c.get("type") == "QuorumLost":
+                    return bool(c.get("status") == "True")
+            return None
+
+        was, now = lost(before), lost(after)
+        if now and not was:
+            message = next(c["message"] for c in after["conditions"] if c["type"] == "QuorumLost")
+            self.kube.record_event(ref, "Warning", "QuorumLost", message)
+        elif was and now is False:
+            message = next(c["message"] for c in after["conditions"] if c["type"] == "QuorumLost")
+            self.kube.record_event(ref, "Normal", "QuorumRestored", message)
 
     def _leadership_events(
         self, ref: ObjectRef, before: dict[str, Any], after: dict[str, Any], logger: Any
@@ -333,6 +369,8 @@ class Reconciler:
             )
             logger.info("failover completed", message=message)
             self.kube.record_event(ref, "Normal", "FailoverCompleted", message)
+            metrics.FAILOVERS.inc()
+            metrics.FAILOVER_SECONDS.observe(float(last["seconds"]))
         elif (
             after.get("activePod")
             and not before.get("activePod")

@@ -49,6 +49,12 @@ def add_parser(commands: Any) -> None:
         help="port of GET /healthz (default: %(default)s)",
     )
     run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=int(env("METRICS_PORT", "9090")),
+        help="Prometheus metrics on GET /metrics; 0 turns them off (default: %(default)s)",
+    )
+    run.add_argument(
         "--workers",
         type=int,
         default=int(env("WORKERS", "8")),
@@ -80,6 +86,7 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
         kubeconfig=args.kubeconfig,
         elector_image=args.elector_image,
         liveness_port=args.liveness_port,
+        metrics_port=args.metrics_port,
         workers=max(1, args.workers),
         log_format=args.log_format,
         log_level=args.log_level,

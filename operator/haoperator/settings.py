@@ -22,6 +22,7 @@ class Settings:
     kubeconfig: str | None = None
     elector_image: str = DEFAULT_IMAGE
     liveness_port: int = 8080
+    metrics_port: int = 9090
     workers: int = 8
     log_format: str = "auto"
     log_level: str = "info"

@@ -48,6 +48,8 @@ class Observed:
     """ActivePassive with a Service: the pods its EndpointSlices list as ready endpoints."""
     failing_over: bool = False
     """ActivePassive: no active pod, but for less than a lease duration (a handover)."""
+    limited: list[str] = field(default_factory=list)
+    """Pods past their restart limit under `recovery.restart.onLimit: Notify`."""
 
 
 def desired_replicas(spec: HAServiceSpec) -> int:
@@ -198,6 +200,15 @@ def _progressing(observed: Observed) -> dict[str, Any]:
 
 def _degraded(observed: Observed, ready: int) -> dict[str, Any]:
     replicas = desired_replicas(observed.spec)
+    if observed.limited:
+        restart = observed.spec.recovery.restart
+        return _condition(
+            "Degraded",
+            True,
+            "RecoveryLimitReached",
+            f"{', '.join(sorted(observed.limited))} restarted more than {restart.max_restarts} "
+            f"times within {restart.window_seconds} s",
+        )
     if ready < replicas:
         return _condition(
             "Degraded", True, "ReplicasUnavailable", f"{ready}/{replicas} replicas ready"

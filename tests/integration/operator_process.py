@@ -21,20 +21,29 @@ def free_port() -> int:
 
 class OperatorProcess:
     def __init__(
-        self, namespaces: list[str], log_path: Path, *, extra_args: list[str] | None = None
+        self,
+        namespaces: list[str],
+        log_path: Path,
+        *,
+        extra_args: list[str] | None = None,
+        kubeconfig: Path | None = None,
     ) -> None:
+        """`kubeconfig`: whose credentials the operator uses (default: the tests' own)."""
         self.namespaces = namespaces
         self.log_path = log_path
         self.extra_args = extra_args or []
+        self.kubeconfig = kubeconfig
         self.port = free_port()
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
         args = [str(Path(sys.executable).parent / "haoperator"), "run", "--log-format", "json"]
         for ns in self.namespaces:
             args += ["--namespace", ns]
-        args += ["--liveness-port", str(self.port), "--workers", "4", *self.extra_args]
-        env = {**os.environ, "KUBECONFIG": str(kubeconfig_path())}
+        args += ["--liveness-port", str(self.port), "--metrics-port", str(self.metrics_port)]
+        args += ["--workers", "4", *self.extra_args]
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig or kubeconfig_path())}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO

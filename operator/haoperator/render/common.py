@@ -11,6 +11,7 @@ from typing import Any
 
 from haoperator.api import API_VERSION, KIND, HAService
 from haoperator.api_workload import PeerPort, ServicePort
+from haoperator.recovery import node_affinity_term
 
 Manifest = dict[str, Any]
 
@@ -95,7 +96,23 @@ def pod_template(haservice: HAService) -> Manifest:
     added = topology_spread_constraints(haservice, existing)
     if added:
         spec["topologySpreadConstraints"] = [*existing, *added]
+    if haservice.spec.recovery.restart.on_limit == "Migrate":
+        avoid_banned_nodes(spec, node_affinity_term(haservice.namespace, haservice.name))
     return {"metadata": meta, "spec": spec}
+
+
+def avoid_banned_nodes(spec: Manifest, term: Manifest) -> None:
+    """Require nodes without this service's ban label (recovery's Migrate), keeping the user's
+    own node affinity: the expression joins every term the user wrote (terms are ORed)."""
+    affinity = spec.setdefault("affinity", {})
+    node = affinity.setdefault("nodeAffinity", {})
+    required = node.setdefault("requiredDuringSchedulingIgnoredDuringExecution", {})
+    terms = required.setdefault("nodeSelectorTerms", [])
+    if not terms:
+        terms.append({"matchExpressions": [term]})
+        return
+    for selector in terms:
+        selector.setdefault("matchExpressions", []).append(term)
 
 
 def topology_spread_constraints(haservice: HAService, existing: list[Any]) -> list[Manifest]:
