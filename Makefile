@@ -51,3 +51,34 @@ test-integration: install cluster ## integration tests on the local cluster
 	KUBECONFIG=$(CURDIR)/.testenv/kubeconfig $(BIN)/pytest tests/integration
 
 test: lint test-unit test-integration ## everything CI runs: lint, unit and integration tests
+
+# -- shipping: the image, and the e2e suite on kind (both need a Docker engine) --------------
+.PHONY: image kind-e2e
+# The image reference is named once, in manifests/kustomization.yaml (images: newName/newTag).
+IMAGE ?= $(shell awk '/newName:/ {n=$$2} /newTag:/ {t=$$2} END {print n ":" t}' manifests/kustomization.yaml)
+KIND ?= kind
+KIND_CLUSTER ?= haoperator-e2e
+# e.g. kindest/node:v1.34.0; empty: the default node image of your kind release
+KIND_NODE_IMAGE ?=
+KIND_KUBECONFIG := $(CURDIR)/.testenv/kind-kubeconfig
+NO_DOCKER = needs a Docker engine; none is running here (docker info fails)
+
+image: ## build the operator image (named in manifests/kustomization.yaml); needs Docker
+	@docker info >/dev/null 2>&1 || { echo "make image $(NO_DOCKER)" >&2; exit 1; }
+	docker build --tag $(IMAGE) .
+
+kind-e2e: ## on a new kind cluster: build and load the image, apply manifests/, run tests/e2e, delete it
+	@docker info >/dev/null 2>&1 || { echo "make kind-e2e $(NO_DOCKER)" >&2; exit 1; }
+	@command -v $(KIND) >/dev/null || { echo "make kind-e2e needs kind (https://kind.sigs.k8s.io)" >&2; exit 1; }
+	@command -v kubectl >/dev/null || { echo "make kind-e2e needs kubectl on PATH" >&2; exit 1; }
+	$(MAKE) install image
+	mkdir -p $(dir $(KIND_KUBECONFIG))
+	trap '$(KIND) delete cluster --name $(KIND_CLUSTER) --kubeconfig $(KIND_KUBECONFIG)' EXIT; \
+	$(KIND) create cluster --name $(KIND_CLUSTER) --config kind-config.yaml \
+	  $(if $(strip $(KIND_NODE_IMAGE)),--image $(KIND_NODE_IMAGE)) --kubeconfig $(KIND_KUBECONFIG) --wait 180s; \
+	$(KIND) load docker-image $(IMAGE) --name $(KIND_CLUSTER); \
+	export KUBECONFIG=$(KIND_KUBECONFIG); \
+	kubectl apply -k manifests/; \
+	kubectl wait --for=condition=Established crd/haservices.haoperator.dev --timeout=60s; \
+	kubectl -n haoperator-system rollout status deployment/haoperator --timeout=180s; \
+	$(BIN)/pytest tests/e2e
