@@ -41,14 +41,44 @@ CHILD_RESOURCES = (
 PROBLEM_BASE_DELAY = 2.0
 
 
-def api_client(settings: Settings, pool_size: int) -> client.ApiClient:
+def client_configuration(settings: Settings) -> client.Configuration:
+    """In a pod, its ServiceAccount; elsewhere --kubeconfig (or KUBECONFIG), as kubectl does."""
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         config.load_kube_config(config_file=settings.kubeconfig, client_configuration=configuration)
+    return configuration
+
+
+def api_client(settings: Settings, pool_size: int) -> client.ApiClient:
+    configuration = client_configuration(settings)
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's watches use the same credentials as our own calls (not the client's global
+    default, which reads KUBECONFIG once, at import)."""
+    configuration = client_configuration(memo.settings)
+    header = configuration.api_key.get("authorization") or configuration.api_key.get("BearerToken")
+    scheme, token = (None, None)
+    if header:
+        parts = header.split(" ", 1)
+        scheme, token = (parts[0], parts[1]) if len(parts) == 2 else (None, parts[0])
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme,
+        token=token,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        trust_env=settings.networking.trust_env,
+    )
 
 
 @kopf.on.startup()

@@ -352,7 +352,7 @@ class Reconciler:
             return None
 
         was, now = lost(before), lost(after)
-        if now and not was:
+        if now and was is False:  # had quorum and lost it (not: still forming)
             message = next(c["message"] for c in after["conditions"] if c["type"] == "QuorumLost")
             self.kube.record_event(ref, "Warning", "QuorumLost", message)
         elif was and now is False:

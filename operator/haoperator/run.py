@@ -96,11 +96,14 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
 
 def run(settings: Settings) -> int:
     ha_logging.configure(settings.log_format, settings.log_level)
-    if settings.kubeconfig:
-        os.environ["KUBECONFIG"] = settings.kubeconfig  # kopf's own login reads it
     import kopf
 
-    from haoperator import handlers  # noqa: F401  (registers the handlers)
+    from haoperator import handlers  # registers the handlers
+
+    try:
+        handlers.api_client(settings, 1).close()
+    except Exception as exc:  # no usable configuration: say so once, not every minute
+        raise SystemExit(f"haoperator run: cannot configure access to Kubernetes: {exc}") from exc
 
     kopf.run(
         clusterwide=settings.all_namespaces,

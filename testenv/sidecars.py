@@ -1,0 +1,114 @@
+"""Runs the ha-elector sidecars of the local cluster's pods as local processes.
+
+kwok pods run no containers, so on this cluster nobody would run `haoperator elect` for an
+ActivePassive pod. This does what a kubelet would: for each running pod that has the ha-elector
+native sidecar, start `haoperator elect` with the sidecar's own arguments (acting for that pod),
+and stop it with SIGTERM when the pod is deleted, so the elector releases its Lease as it would
+in a real pod. The electors use the cluster's admin kubeconfig, not the pod's ServiceAccount
+token (the RBAC test covers that). Used by `make dev`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config, watch
+
+SIDECAR = "ha-elector"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Sidecars:
+    def __init__(self, kubeconfig: str, log_dir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_dir = log_dir
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+        self.lock = threading.Lock()
+
+    def sync(self, pod: Any, deleted: bool) -> None:
+        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
+        sidecar = next((c for c in pod.spec.init_containers or [] if c.name == SIDECAR), None)
+        alive = (
+            not deleted
+            and pod.metadata.deletion_timestamp is None
+            and pod.status.phase == "Running"
+        )
+        with self.lock:
+            process = self.running.get(key)
+            if process is not None and (not alive or process.poll() is not None):
+                self.running.pop(key)
+                if process.poll() is None:
+                    process.terminate()  # the kubelet's SIGTERM: the elector releases its Lease
+                return
+            if process is None and alive and sidecar is not None:
+                args = [a for a in sidecar.args or [] if a != "elect"]
+                cmd = [
+                    str(Path(sys.executable).parent / "haoperator"), "elect", *args,
+                    "--pod", pod.metadata.name, "--namespace", pod.metadata.namespace,
+                    "--port", str(free_port()), "--bind", "127.0.0.1", "--log-format", "console",
+                ]  # fmt: skip
+                log = (
+                    self.log_dir / f"elector-{pod.metadata.namespace}-{pod.metadata.name}.log"
+                ).open("ab")
+                env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+                self.running[key] = subprocess.Popen(
+                    cmd, stdout=log, stderr=subprocess.STDOUT, env=env
+                )
+
+    def stop(self) -> None:
+        with self.lock:
+            for process in self.running.values():
+                process.terminate()
+            for process in self.running.values():
+                process.wait(timeout=15)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--log-dir", default=".testenv/logs")
+    args = parser.parse_args()
+    config.load_kube_config(args.kubeconfig)
+    core = client.CoreV1Api()
+    sidecars = Sidecars(args.kubeconfig, Path(args.log_dir))
+    stopping = threading.Event()
+
+    def stop(*_: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def follow() -> None:
+        while not stopping.is_set():
+            try:
+                stream = watch.Watch().stream(
+                    core.list_pod_for_all_namespaces,
+                    label_selector="app.kubernetes.io/managed-by=haoperator",
+                    timeout_seconds=60,
+                )
+                for event in stream:
+                    sidecars.sync(event["object"], event["type"] == "DELETED")
+            except Exception:  # keep following through API hiccups
+                stopping.wait(1)
+
+    threading.Thread(target=follow, daemon=True).start()
+    stopping.wait()
+    sidecars.stop()
+
+
+if __name__ == "__main__":
+    main()
