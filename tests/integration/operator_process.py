@@ -43,7 +43,9 @@ class OperatorProcess:
             args += ["--namespace", ns]
         args += ["--liveness-port", str(self.port), "--metrics-port", str(self.metrics_port)]
         args += ["--workers", "4", *self.extra_args]
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig or kubeconfig_path())}
+        # As a user would run it: --kubeconfig alone, no KUBECONFIG in the environment.
+        args += ["--kubeconfig", str(self.kubeconfig or kubeconfig_path())]
+        env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO
