@@ -11,7 +11,7 @@ from typing import Any, TextIO
 import yaml
 from pydantic import ValidationError
 
-from haoperator import __version__, elector, run
+from haoperator import __version__, elect, run
 from haoperator.api import GROUP, HAService
 from haoperator.crd import crd_yaml
 from haoperator.importers import (
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     crd.set_defaults(handler=_crd)
 
     run.add_parser(commands)
-    elector.add_parser(commands)
+    elect.add_parser(commands)
     _add_import_parser(commands)
     return parser
 
