@@ -79,6 +79,7 @@ class Sidecars:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--namespace", required=True, help="the pods of this namespace only")
     parser.add_argument("--log-dir", default=".testenv/logs")
     args = parser.parse_args()
     config.load_kube_config(args.kubeconfig)
@@ -96,7 +97,8 @@ def main() -> None:
         while not stopping.is_set():
             try:
                 stream = watch.Watch().stream(
-                    core.list_pod_for_all_namespaces,
+                    core.list_namespaced_pod,
+                    args.namespace,
                     label_selector="app.kubernetes.io/managed-by=haoperator",
                     timeout_seconds=60,
                 )
