@@ -82,19 +82,26 @@ def workloads_ready(apps: client.AppsV1Api, namespace: str, count: int) -> bool:
     return ready >= count
 
 
-def haservices_ready(custom: client.CustomObjectsApi, namespace: str, count: int) -> bool:
+def haservices_ready(
+    custom: client.CustomObjectsApi, namespace: str, count: int, settled: bool = False
+) -> bool:
+    """Ready with every replica ready, as the baseline demands; `settled`: rollouts done too."""
     items = custom.list_namespaced_custom_object(
         "haoperator.dev", "v1alpha1", namespace, "haservices"
     )["items"]
     ready = 0
     for obj in items:
-        for c in (obj.get("status") or {}).get("conditions") or []:
-            if (
-                c["type"] == "Ready"
-                and c["status"] == "True"
-                and c.get("observedGeneration") == obj["metadata"]["generation"]
-            ):
-                ready += 1
+        status = obj.get("status") or {}
+        conditions = {c["type"]: c for c in status.get("conditions") or []}
+        desired = 3 if obj["spec"]["category"] == "Clustered" else 2
+        ok = (
+            conditions.get("Ready", {}).get("status") == "True"
+            and conditions["Ready"].get("observedGeneration") == obj["metadata"]["generation"]
+            and status.get("readyReplicas") == desired
+        )
+        if settled:
+            ok = ok and conditions.get("Progressing", {}).get("status") == "False"
+        ready += ok
     return ready >= count
 
 
@@ -181,8 +188,9 @@ def main() -> None:
     namespace = new_namespace(core, "bench-operator")
     log = Path(tempfile.mkstemp(prefix="bench-operator-", suffix=".log")[1])
     operator = Operator(
-        [namespace], log, "--workers", str(args.workers), "--liveness-port", "18081"
-    )
+        [namespace], log, "--workers", str(args.workers), "--liveness-port", "18081",
+        "--metrics-port", "18091",
+    )  # fmt: skip
     wait(lambda: _live(18081), 60, "operator live")
     start = time.monotonic()
     with ThreadPoolExecutor(args.workers) as pool:
@@ -202,16 +210,21 @@ def main() -> None:
     )
     operator_seconds = time.monotonic() - start
 
-    time.sleep(5)  # the last status writes and events land
+    # Idle means settled: every rollout finished, then a moment for the last writes to land.
+    wait(lambda: haservices_ready(custom, namespace, args.count, settled=True), 600, "settled", 1.0)
+    time.sleep(5)
     before_versions, before_requests = versions(namespace), apiserver_requests(api_client, WATCHED)
+    before_ours = own_requests(18091)
     time.sleep(args.idle_seconds)
     after_versions, after_requests = versions(namespace), apiserver_requests(api_client, WATCHED)
+    after_ours = own_requests(18091)
     idle_writes = sum(1 for k, v in after_versions.items() if before_versions.get(k) != v)
     minutes = args.idle_seconds / 60
     idle_rpm = {
         verb: round((after_requests.get(verb, 0) - before_requests.get(verb, 0)) / minutes, 2)
         for verb in after_requests
     }
+    own_rpm = round((after_ours - before_ours) / minutes, 2)
     rss = operator.peak_rss_mib()
     operator.stop()
     core.delete_namespace(namespace)
@@ -226,11 +239,20 @@ def main() -> None:
         "ratio": round(operator_seconds / baseline_seconds, 3),
         "rss_mib": round(rss, 1),
         "idle_writes": idle_writes,
+        "idle_operator_requests_per_minute": own_rpm,
         "idle_requests_per_minute_all_clients": {k: v for k, v in idle_rpm.items() if v},
         "machine": machine(),
     }
     path = record("reconcile", result)
-    header = ("count", "operator s", "baseline s", "ratio", "peak RSS MiB", "idle writes")
+    header = (
+        "count",
+        "operator s",
+        "baseline s",
+        "ratio",
+        "peak RSS MiB",
+        "idle writes",
+        "idle req/min",
+    )
     row = (
         args.count,
         f"{operator_seconds:.1f}",
@@ -238,6 +260,7 @@ def main() -> None:
         result["ratio"],
         f"{rss:.1f}",
         idle_writes,
+        own_rpm,
     )
     print("  ".join(f"{h:>12}" for h in header))
     print("  ".join(f"{v!s:>12}" for v in row))
@@ -248,6 +271,19 @@ def main() -> None:
     print(f"recorded in {path.relative_to(REPO)}")
     if args.json:
         print(json.dumps(result))
+
+
+def own_requests(port: int) -> float:
+    """The operator's own API requests so far (haoperator_api_requests_total; not its watches)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("haoperator_api_requests_total{")
+    )
 
 
 def _live(port: int) -> bool:

@@ -16,6 +16,8 @@ from typing import Any
 
 from kubernetes.client import ApiClient
 
+from haoperator import metrics
+
 FIELD_MANAGER = "haoperator"
 COMPONENT = "haoperator"
 
@@ -136,6 +138,7 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
+        metrics.API_REQUESTS.labels(method).inc()
         try:
             response = self.api.call_api(
                 m, url, header_params=headers, body=data, _request_timeout=self.timeout

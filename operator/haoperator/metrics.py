@@ -18,6 +18,11 @@ RECOVERY_ACTIONS = Counter(
     "pod_force_deleted, split_brain_prevented.",
     ["action"],
 )
+API_REQUESTS = Counter(
+    "haoperator_api_requests_total",
+    "Requests the operator made to the API server (watches excepted), by HTTP method.",
+    ["method"],
+)
 FAILOVERS = Counter("haoperator_failovers_total", "Changes of the active pod (ActivePassive).")
 FAILOVER_SECONDS = Histogram(
     "haoperator_failover_seconds",
