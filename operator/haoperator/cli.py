@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from haoperator import __version__, elect, run
 from haoperator.api import GROUP, HAService
+from haoperator.apitypes import DNS_1123_LABEL, PATTERN_MEANINGS
 from haoperator.crd import crd_yaml
 from haoperator.problems import describe
 from haoperator.render import DEFAULT_ELECTOR_IMAGE, desired
@@ -60,7 +62,95 @@ def build_parser() -> argparse.ArgumentParser:
 
     run.add_parser(commands)
     elect.add_parser(commands)
+    _add_import_parser(commands)
     return parser
+
+
+_IMPORT_SOURCES = {
+    "pacemaker": (
+        "a pacemaker/corosync CIB",
+        "CIB",
+        "the XML of `cibadmin --query` or `pcs cluster cib`, or - for stdin",
+    ),
+    "keepalived": ("a keepalived configuration", "CONF", "keepalived.conf, or - for stdin"),
+    "systemd": ("a systemd service unit", "UNIT", "a .service unit file, or - for stdin"),
+}
+
+
+def _add_import_parser(commands: Any) -> None:
+    importer = commands.add_parser(
+        "import",
+        help="translate pacemaker, keepalived or systemd HA configurations into HAServices",
+        description="Print HAServices for an existing HA configuration, and on stderr one line "
+        "per thing it could not express (warning:, note:, unsupported:). Secrets are never "
+        "copied. Exits 2, naming the line or element, when the input cannot be read. The mapping "
+        "rules are in docs/import.md.",
+    )
+    sources = importer.add_subparsers(dest="source", metavar="SOURCE", required=True)
+    for source, (what, metavar, file_help) in _IMPORT_SOURCES.items():
+        command = sources.add_parser(source, help=f"import {what}")
+        command.add_argument("file", metavar=metavar, help=file_help)
+        command.add_argument(
+            "-n", "--namespace", help="namespace for the HAServices (default: none, kubectl's)"
+        )
+        command.add_argument(
+            "--image-map",
+            metavar="FILE",
+            help="YAML or JSON mapping of resource id (or HAService name) to container image",
+        )
+        command.add_argument(
+            "--category",
+            action="append",
+            default=[],
+            metavar="NAME=CATEGORY",
+            help="use this category for NAME instead of the guess (repeatable)",
+        )
+        if source == "systemd":
+            command.add_argument("--name", help="name of the HAService (default: the unit's)")
+        command.set_defaults(handler=_import)
+
+
+def _import(args: argparse.Namespace, out: TextIO) -> int:
+    # Imported here: `haoperator run` and `elect` (a sidecar in every ActivePassive pod) need none
+    # of the importers, so they neither load them nor depend on them to start.
+    from haoperator.importers import (
+        Options,
+        Unreadable,
+        import_keepalived,
+        import_pacemaker,
+        import_systemd,
+        parse_categories,
+        parse_image_map,
+    )
+
+    if args.namespace is not None and re.fullmatch(DNS_1123_LABEL, args.namespace) is None:
+        raise BadInput(f"--namespace {args.namespace}: must be {PATTERN_MEANINGS[DNS_1123_LABEL]}")
+    text = _read(args.file)
+    shown = "(stdin)" if args.file == "-" else args.file
+    try:
+        images = parse_image_map(_read(args.image_map), args.image_map) if args.image_map else {}
+        options = Options(
+            namespace=args.namespace,
+            images=images,
+            categories=parse_categories(args.category),
+            name=getattr(args, "name", None),
+        )
+    except Unreadable as error:
+        raise BadInput(str(error)) from error
+    try:
+        if args.source == "pacemaker":
+            haservices, report = import_pacemaker(text, options)
+        elif args.source == "keepalived":
+            haservices, report = import_keepalived(text, options)
+        else:
+            unit = None if args.file == "-" else Path(args.file).name
+            haservices, report = import_systemd(text, options, unit)
+    except Unreadable as error:
+        raise BadInput(f"{shown}: {error}") from error
+    out.write(dump_all(haservices))
+    for line in report.lines():
+        print(line, file=sys.stderr)
+    return 0
 
 
 def _crd(args: argparse.Namespace, out: TextIO) -> int:
