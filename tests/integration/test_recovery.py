@@ -141,6 +141,18 @@ def test_notify_only_warns(
     assert not has.events(core, namespace, "worker", "PodMigrated")
 
 
+def wait_members(core: client.CoreV1Api, namespace: str) -> None:
+    wait_until(
+        lambda: len(ready_pods(core, namespace, "haoperator.dev/service=db")) == 3,
+        timeout=90,
+        what="3 members",
+    )
+
+
+def identities(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
+    return identities(core, namespace)
+
+
 def clustered(name: str, action: str, grace: int, replicas: int = 3) -> dict[str, Any]:
     return has.haservice(
         name, "Clustered", replicas=replicas, placement={"spread": "Preferred"},
@@ -158,11 +170,7 @@ def test_node_loss_with_force_delete_brings_the_member_back_elsewhere(
     downed: list[str],
 ) -> None:
     has.create(custom, namespace, clustered("db", "ForceDelete", 10))
-    wait_until(
-        lambda: len(ready_pods(core, namespace, "haoperator.dev/service=db")) == 3,
-        timeout=90,
-        what="3 members",
-    )
+    wait_members(core, namespace)
     victim = core.read_namespaced_pod("db-1", namespace)
     lost_node = victim.spec.node_name
     claim = core.read_namespaced_persistent_volume_claim("data-db-1", namespace).spec.volume_name
@@ -200,12 +208,8 @@ def test_node_loss_with_wait_deletes_nothing(
     downed: list[str],
 ) -> None:
     has.create(custom, namespace, clustered("db", "Wait", 5))
-    wait_until(
-        lambda: len(ready_pods(core, namespace, "haoperator.dev/service=db")) == 3,
-        timeout=90,
-        what="3 members",
-    )
-    before = {p.metadata.name: p.metadata.uid for p in pods_of(core, namespace, "db")}
+    wait_members(core, namespace)
+    before = identities(core, namespace)
     node = core.read_namespaced_pod("db-0", namespace).spec.node_name
     chaos("node-down", node)
     downed.append(node)
@@ -213,7 +217,7 @@ def test_node_loss_with_wait_deletes_nothing(
         lambda: event_messages(core, namespace, "db", "NodeLost"), timeout=60, what="NodeLost"
     )
     time.sleep(5)
-    assert {p.metadata.name: p.metadata.uid for p in pods_of(core, namespace, "db")} == before
+    assert identities(core, namespace) == before
     assert not has.events(core, namespace, "db", "PodForceDeleted")
 
 
@@ -226,12 +230,8 @@ def test_a_node_back_within_the_grace_is_left_alone(
     downed: list[str],
 ) -> None:
     has.create(custom, namespace, clustered("db", "ForceDelete", 40))
-    wait_until(
-        lambda: len(ready_pods(core, namespace, "haoperator.dev/service=db")) == 3,
-        timeout=90,
-        what="3 members",
-    )
-    before = {p.metadata.name: p.metadata.uid for p in pods_of(core, namespace, "db")}
+    wait_members(core, namespace)
+    before = identities(core, namespace)
     node = core.read_namespaced_pod("db-2", namespace).spec.node_name
 
     def node_ready() -> str:
@@ -245,7 +245,7 @@ def test_a_node_back_within_the_grace_is_left_alone(
     chaos("node-up", node)
     wait_until(lambda: node_ready() == "True", timeout=40, what="node Ready again")
     time.sleep(5)
-    assert {p.metadata.name: p.metadata.uid for p in pods_of(core, namespace, "db")} == before
+    assert identities(core, namespace) == before
     assert not has.events(core, namespace, "db", "NodeLost")
 
 
@@ -258,11 +258,7 @@ def test_quorum_lost_and_restored(
     downed: list[str],
 ) -> None:
     has.create(custom, namespace, clustered("db", "Wait", 3600))
-    wait_until(
-        lambda: len(ready_pods(core, namespace, "haoperator.dev/service=db")) == 3,
-        timeout=90,
-        what="3 members",
-    )
+    wait_members(core, namespace)
     nodes = sorted({p.spec.node_name for p in pods_of(core, namespace, "db")})
     assert len(nodes) == 3  # spread Preferred puts one member per node here
     for node in nodes[:2]:
