@@ -102,9 +102,23 @@ def test_lifecycle(
     has.create(custom, namespace, has.haservice(name, category, **has.EXAMPLES[category]))
     if category == "ActivePassive":
         act_as_elector(core, namespace, name)
+    waited = kubectl(
+        "-n", namespace, "wait", "--for=condition=Ready", f"haservice/{name}", "--timeout=90s"
+    )
+    assert waited.returncode == 0, waited.stderr
     obj = wait_ready(custom, namespace, name)
     assert_children_match_rendering(kubectl, obj)
     assert obj["status"]["selector"] == f"haoperator.dev/service={name}"
+    # The scale subresource, which kubectl scale and an HPA read.
+    scale = json.loads(
+        kubectl(
+            "get",
+            "--raw",
+            f"/apis/haoperator.dev/v1alpha1/namespaces/{namespace}/haservices/{name}/scale",
+        ).stdout
+    )
+    assert scale["spec"]["replicas"] == obj["spec"]["replicas"]
+    assert scale["status"]["selector"] == f"haoperator.dev/service={name}"
     wait_until(
         lambda: (
             has.get(custom, namespace, name)["status"]["readyReplicas"] == obj["spec"]["replicas"]
