@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 .PHONY: help install lock cluster cluster-down dev lint test test-unit test-integration
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
@@ -47,8 +47,8 @@ lint: install ## ruff (lint + format check) and mypy
 test-unit: install ## unit tests: pure code, no cluster
 	$(BIN)/pytest tests/unit
 
-test-integration: install cluster ## integration tests on the local cluster
-	KUBECONFIG=$(CURDIR)/.testenv/kubeconfig $(BIN)/pytest tests/integration
+test-integration: install cluster ## integration and e2e tests on the local cluster
+	KUBECONFIG=$(CURDIR)/.testenv/kubeconfig HAOPERATOR_E2E_LOCAL_OPERATOR=1 $(BIN)/pytest tests/integration tests/e2e
 
 test: lint test-unit test-integration ## everything CI runs: lint, unit and integration tests
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 from typing import Any
 
 from haoperator import logging as ha_logging
@@ -97,6 +98,7 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
 def run(settings: Settings) -> int:
     ha_logging.configure(settings.log_format, settings.log_level)
     import kopf
+    from kopf._core.engines.peering import Identity  # kopf exports the parameter, not its type
 
     from haoperator import handlers  # registers the handlers
 
@@ -106,6 +108,10 @@ def run(settings: Settings) -> int:
         raise SystemExit(f"haoperator run: cannot configure access to Kubernetes: {exc}") from exc
 
     kopf.run(
+        # kopf's default identity asks getpass for the user name, which fails for a uid with no
+        # /etc/passwd entry (OpenShift's random uids, a runAsUser override). It only names the
+        # peer in peering, which runs standalone here.
+        identity=Identity(os.environ.get("POD_NAME") or socket.gethostname()),
         clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces,
         standalone=True,
