@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.e2e.support import (
@@ -39,38 +39,10 @@ from tests.e2e.support import (
     token_kubeconfig,
 )
 from tests.integration.operator_process import OperatorProcess
-from tests.support import REPO, kubeconfig_path, wait_until
+from tests.support import REPO, wait_until
 
 LOCAL_OPERATOR = os.environ.get("HAOPERATOR_E2E_LOCAL_OPERATOR") == "1"
 Electors = Callable[[str], ElectorStandIns | None]
-
-
-@pytest.fixture(scope="session")
-def api_client() -> ApiClient:
-    path = kubeconfig_path()
-    if not path.exists():
-        pytest.fail(f"no cluster: {path} is missing; set KUBECONFIG", pytrace=False)
-    api = config.new_client_from_config(str(path))
-    try:
-        client.VersionApi(api).get_code(_request_timeout=10)
-    except Exception as exc:  # any failure to reach the server is the same verdict
-        pytest.fail(f"no cluster: cannot reach the API server in {path}: {exc}", pytrace=False)
-    return api
-
-
-@pytest.fixture(scope="session")
-def core(api_client: ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api_client)
-
-
-@pytest.fixture(scope="session")
-def apps(api_client: ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(api_client)
-
-
-@pytest.fixture(scope="session")
-def custom(api_client: ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client)
 
 
 @pytest.fixture(scope="session")

@@ -12,34 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client import ApiClient
 
 from tests.integration.operator_process import OperatorProcess
 from tests.support import REPO, kubeconfig_path, wait_until
-
-
-@pytest.fixture(scope="session")
-def api_client() -> ApiClient:
-    path = kubeconfig_path()
-    if not path.exists():
-        pytest.fail(f"no cluster: {path} is missing; run `make cluster` first", pytrace=False)
-    api = config.new_client_from_config(str(path))
-    try:
-        client.VersionApi(api).get_code(_request_timeout=10)
-    except Exception as exc:  # any failure to reach the server is the same verdict
-        pytest.fail(f"no cluster: cannot reach the API server in {path}: {exc}", pytrace=False)
-    return api
-
-
-@pytest.fixture(scope="session")
-def core(api_client: ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api_client)
-
-
-@pytest.fixture(scope="session")
-def apps(api_client: ApiClient) -> client.AppsV1Api:
-    return client.AppsV1Api(api_client)
 
 
 @pytest.fixture
@@ -120,11 +97,6 @@ def crd(api_client: ApiClient, kubectl: Callable[..., subprocess.CompletedProces
         "wait", "--for=condition=Established", "crd/haservices.haoperator.dev", "--timeout=60s"
     )
     assert result.returncode == 0, result.stderr
-
-
-@pytest.fixture(scope="session")
-def custom(api_client: ApiClient) -> client.CustomObjectsApi:
-    return client.CustomObjectsApi(api_client)
 
 
 @pytest.fixture

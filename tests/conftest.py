@@ -1,0 +1,3 @@
+"""Fixtures shared by the cluster tiers (tests/integration, tests/e2e) live in one module."""
+
+pytest_plugins = ["tests.cluster_fixtures"]
