@@ -145,6 +145,7 @@ def kubectl_path() -> Path:
 
 def record(name: str, result: dict[str, Any]) -> Path:
     path = REPO / "bench" / "results" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     history = json.loads(path.read_text()) if path.exists() else []
     history.append(result)
     path.write_text(json.dumps(history, indent=2) + "\n")
