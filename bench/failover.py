@@ -160,6 +160,12 @@ def main() -> None:
     )
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument(
+        "--baseline-trials",
+        type=int,
+        default=None,
+        help="trials of the 5 s baseline (default: --trials)",
+    )
+    parser.add_argument(
         "--baseline-default-trials",
         type=int,
         default=10,
