@@ -197,7 +197,13 @@ def main() -> None:
         "ours_5s": run_series(api_client, core, custom, "ours5", ours(5, 3, 1), args.trials, tmp),
         "ours_2s": run_series(api_client, core, custom, "ours2", ours_fast(), args.trials, tmp),
         "baseline_5s": run_series(
-            api_client, core, custom, "base5", baseline(5, 3, 1), args.trials, tmp
+            api_client,
+            core,
+            custom,
+            "base5",
+            baseline(5, 3, 1),
+            args.baseline_trials or args.trials,
+            tmp,
         ),
         "baseline_15s": run_series(
             api_client,
