@@ -150,7 +150,7 @@ def wait_members(core: client.CoreV1Api, namespace: str) -> None:
 
 
 def identities(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
-    return identities(core, namespace)
+    return {p.metadata.name: p.metadata.uid for p in pods_of(core, namespace, "db")}
 
 
 def clustered(name: str, action: str, grace: int, replicas: int = 3) -> dict[str, Any]:
