@@ -53,6 +53,35 @@ def machine() -> dict[str, Any]:
     }
 
 
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(values) - idle) / tick, sum(values) / tick
+
+
+def delete_namespace(core: client.CoreV1Api, name: str, timeout: float = 900) -> None:
+    """Delete and wait until it is gone: the garbage collector's work must not be measured."""
+    core.delete_namespace(name)
+    wait(lambda: not _namespace_exists(core, name), timeout, f"namespace {name} deleted", 1.0)
+
+
+def _namespace_exists(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        core.read_namespace(name)
+        return True
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+
+
 def new_namespace(core: client.CoreV1Api, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": name, "labels": {"haoperator.dev/bench": "true"}}})
@@ -109,6 +138,10 @@ class Operator:
         found = re.search(r"VmHWM:\s+(\d+) kB", status)
         return int(found.group(1)) / 1024 if found else 0.0
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the operator has used so far."""
+        return process_cpu_seconds(self.proc.pid)
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -134,6 +167,28 @@ def apiserver_requests(api_client: client.ApiClient, resources: set[str]) -> dic
         if labels.get("resource") in resources:
             totals[labels["verb"]] = totals.get(labels["verb"], 0.0) + float(line.rsplit(" ", 1)[1])
     return totals
+
+
+def install_crd() -> None:
+    """The benchmarks run on a bare `make cluster`: install (or update) the HAService CRD."""
+    kubectl = [str(kubectl_path()), "--kubeconfig", KUBECONFIG]
+    subprocess.run(
+        [
+            *kubectl,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(REPO / "crds" / "haservice.yaml"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [*kubectl, "wait", "--for=condition=Established", "crd/haservices.haoperator.dev"],
+        check=True,
+        capture_output=True,
+    )
 
 
 def kubectl_path() -> Path:

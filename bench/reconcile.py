@@ -31,8 +31,11 @@ from bench.common import (
     Operator,
     api,
     apiserver_requests,
+    delete_namespace,
+    install_crd,
     kubectl_path,
     machine,
+    machine_cpu,
     new_namespace,
     record,
     wait,
@@ -107,7 +110,8 @@ def haservices_ready(
 
 def baseline(
     api_client: client.ApiClient, core: client.CoreV1Api, count: int, workers: int, timeout: float
-) -> float:
+) -> tuple[float, float]:
+    """Seconds until every workload is ready, and the machine's busy CPU seconds meanwhile."""
     namespace = new_namespace(core, "bench-baseline")
     kube = Kube(api_client)
     children = [
@@ -115,7 +119,7 @@ def baseline(
         for i in range(count)
         for c in render.desired(HAService.model_validate(haservice(i, namespace)))
     ]
-    start = time.monotonic()
+    start, busy_before = time.monotonic(), machine_cpu()[0]
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(kube.apply, children))
     wait(
@@ -124,9 +128,9 @@ def baseline(
         "baseline workloads ready",
         1.0,
     )
-    elapsed = time.monotonic() - start
-    core.delete_namespace(namespace)
-    return elapsed
+    elapsed, busy = time.monotonic() - start, machine_cpu()[0] - busy_before
+    delete_namespace(core, namespace)
+    return elapsed, busy
 
 
 def versions(namespace: str) -> dict[str, str]:
@@ -168,22 +172,11 @@ def main() -> None:
     api_client = api()
     core = client.CoreV1Api(api_client)
     custom = client.CustomObjectsApi(api_client)
-    subprocess.run(
-        [
-            str(kubectl_path()),
-            "--kubeconfig",
-            KUBECONFIG,
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            str(REPO / "crds" / "haservice.yaml"),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    install_crd()
 
-    baseline_seconds = baseline(api_client, core, args.count, args.workers, args.timeout)
+    baseline_seconds, baseline_busy = baseline(
+        api_client, core, args.count, args.workers, args.timeout
+    )
 
     namespace = new_namespace(core, "bench-operator")
     log = Path(tempfile.mkstemp(prefix="bench-operator-", suffix=".log")[1])
@@ -192,7 +185,8 @@ def main() -> None:
         "--metrics-port", "18091",
     )  # fmt: skip
     wait(lambda: _live(18081), 60, "operator live")
-    start = time.monotonic()
+    start, busy_before = time.monotonic(), machine_cpu()[0]
+    cpu_before, requests_before = operator.cpu_seconds(), own_requests_by_method(18091)
     with ThreadPoolExecutor(args.workers) as pool:
         list(
             pool.map(
@@ -208,7 +202,12 @@ def main() -> None:
         "HAServices ready",
         1.0,
     )
-    operator_seconds = time.monotonic() - start
+    operator_seconds, operator_busy = time.monotonic() - start, machine_cpu()[0] - busy_before
+    operator_cpu = operator.cpu_seconds() - cpu_before
+    burst_requests = {
+        method: int(n - requests_before.get(method, 0))
+        for method, n in own_requests_by_method(18091).items()
+    }
 
     # Idle means settled: every rollout finished, then a moment for the last writes to land.
     wait(lambda: haservices_ready(custom, namespace, args.count, settled=True), 600, "settled", 1.0)
@@ -227,7 +226,7 @@ def main() -> None:
     own_rpm = round((after_ours - before_ours) / minutes, 2)
     rss = operator.peak_rss_mib()
     operator.stop()
-    core.delete_namespace(namespace)
+    delete_namespace(core, namespace)
 
     result = {
         "benchmark": "reconcile",
@@ -238,6 +237,13 @@ def main() -> None:
         "baseline_seconds": round(baseline_seconds, 2),
         "ratio": round(operator_seconds / baseline_seconds, 3),
         "rss_mib": round(rss, 1),
+        # Where the time goes: the machine's busy CPU seconds in each phase (2 cores shared by
+        # the control plane, the nodes and the operator), the operator's own share, and the
+        # requests it made.
+        "baseline_machine_cpu_seconds": round(baseline_busy, 1),
+        "operator_machine_cpu_seconds": round(operator_busy, 1),
+        "operator_process_cpu_seconds": round(operator_cpu, 1),
+        "operator_requests": burst_requests,
         "idle_writes": idle_writes,
         "idle_operator_requests_per_minute": own_rpm,
         "idle_requests_per_minute_all_clients": {k: v for k, v in idle_rpm.items() if v},
@@ -275,15 +281,20 @@ def main() -> None:
 
 def own_requests(port: int) -> float:
     """The operator's own API requests so far (haoperator_api_requests_total; not its watches)."""
+    return sum(own_requests_by_method(port).values())
+
+
+def own_requests_by_method(port: int) -> dict[str, float]:
     import urllib.request
 
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("haoperator_api_requests_total{")
-    )
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("haoperator_api_requests_total{"):
+            method = line.split('method="', 1)[1].split('"', 1)[0]
+            counts[method] = counts.get(method, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
 
 
 def _live(port: int) -> bool:

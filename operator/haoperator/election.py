@@ -19,7 +19,7 @@ from enum import Enum
 class Action(Enum):
     CREATE = "create"  # no Lease yet
     ACQUIRE = "acquire"  # free or expired: take it
-    RENEW = "renew"  # ours: extend it
+    RENEW = "renew"  # ours, and a retry period since the last renew: extend it
     STEP_DOWN = "step-down"  # we believed we led, but can no longer be sure
     WAIT = "wait"  # someone else holds a valid Lease
 
@@ -67,6 +67,11 @@ def decide(
         return Decision(Action.CREATE, timing.retry_period)
     if lease.holder == me:
         if is_leader:
+            # On schedule, whatever woke us: our own renew echoing back through the watch
+            # must not trigger the next one at once.
+            due = last_renew + timing.retry_period
+            if now < due:
+                return Decision(Action.WAIT, due - now)
             return Decision(Action.RENEW, timing.retry_period)
         # The Lease names us but we do not lead (a restart within the lease): take it back
         # through a normal acquire, which fences any other active pod first.

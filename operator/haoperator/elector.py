@@ -51,6 +51,11 @@ def _older(record: dict[str, Any], than: dict[str, Any]) -> bool:
         return False
 
 
+def _same_version(record: dict[str, Any], than: dict[str, Any]) -> bool:
+    version = record["metadata"].get("resourceVersion")
+    return version is not None and version == than["metadata"].get("resourceVersion")
+
+
 class Elector:
     def __init__(
         self,
@@ -84,18 +89,21 @@ class Elector:
     # -- the Lease as seen -----------------------------------------------------------------
 
     def observe(self, record: dict[str, Any] | None) -> None:
-        """Take a Lease read from the API; its clock starts when its content last changed."""
+        """Take a Lease read from the API; its clock starts when its content last changed.
+        Only news wakes the loop: our own writes echo back through the watch."""
         with self.lock:
-            self._observe(record)
-        self.wake.set()
+            news = self._observe(record)
+        if news:
+            self.wake.set()
 
-    def _observe(self, record: dict[str, Any] | None) -> None:
+    def _observe(self, record: dict[str, Any] | None) -> bool:
         if record is None:
+            news = self.record is not None
             self.record, self.observed = None, None
-            return
+            return news
         old = self.record
-        if old is not None and _older(record, old):
-            return  # an older copy (a slow watch behind a fresh write): keep what we know
+        if old is not None and (_older(record, old) or _same_version(record, old)):
+            return False  # already known, or older (a slow watch behind a fresh write)
         spec = record.get("spec") or {}
         changed = old is None or (old.get("spec") or {}) != spec
         observed_at = (
@@ -108,6 +116,7 @@ class Elector:
             observed_at=observed_at,
             handover_to=(record["metadata"].get("annotations") or {}).get(HANDOVER_ANNOTATION),
         )
+        return True
 
     # -- one step ---------------------------------------------------------------------------
 
@@ -272,8 +281,11 @@ class Elector:
         self.label("standby")
 
     def release(self, handover_to: str | None = None) -> None:
-        """Give the Lease up so a standby takes it now rather than after it expires."""
+        """Stand down and give the Lease up so a standby takes it now, not when it expires."""
         self.step_down("releasing the Lease")
+        self._give_up_lease(handover_to, attempts=3)
+
+    def _give_up_lease(self, handover_to: str | None, attempts: int) -> None:
         with self.lock:
             record = self.record
         if record is None or (record.get("spec") or {}).get("holderIdentity") != self.pod:
@@ -294,7 +306,13 @@ class Elector:
         try:
             self.observe(self.kube.request("PUT", self._lease_path(), body))
         except ApiError as exc:
-            self.log.warning("could not release the Lease", error=str(exc))
+            if exc.status == 409 and attempts > 1:
+                # Our copy was stale (a renew we did not see back yet): read it and try again,
+                # or the standby waits out the whole lease.
+                self.refresh()
+                self._give_up_lease(handover_to, attempts - 1)
+            else:
+                self.log.warning("could not release the Lease", error=str(exc))
 
     # -- pods ---------------------------------------------------------------------------------
 
@@ -354,10 +372,10 @@ class Elector:
     def run(self) -> None:
         self.label("standby")
         while not self.stop.is_set():
-            delay = self.step()
+            # Clear before acting, not after: a Lease change seen while this step runs (a
+            # release arriving mid-step) must wake the next step at once, not after `delay`.
             self.wake.clear()
+            delay = self.step()
             self.wake.wait(max(delay, 0.01))
-        if self.is_leader:
-            self.release()
-        else:
-            self.label("standby")
+        # Even a leader that already stepped down may still be named on the Lease: free it.
+        self.release()

@@ -50,6 +50,17 @@ def test_a_leader_renews_while_within_the_renew_deadline() -> None:
     assert d.action is Action.RENEW
 
 
+def test_a_leader_renews_once_per_retry_period_however_often_it_is_woken() -> None:
+    """Its own renew comes back through the watch and wakes it: that is not a reason to renew
+    again (it was, once: a hot loop of renews that also kept resetting every standby's clock)."""
+    d = decide("a", lease("a"), is_leader=True, last_renew=100, now=100.05, timing=T)
+    assert d.action is Action.WAIT
+    assert abs(d.wait - 0.95) < 1e-9
+    assert decide("a", lease("a"), is_leader=True, last_renew=100, now=101, timing=T).action is (
+        Action.RENEW
+    )
+
+
 def test_a_leader_past_its_renew_deadline_steps_down_before_anything_else() -> None:
     # Frozen for 20 s: on resuming, whatever the Lease says, it first steps down.
     for observed in (lease("a"), lease("b"), None):
