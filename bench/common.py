@@ -58,6 +58,28 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_program() -> dict[str, float]:
+    """CPU seconds used so far by every running program, by name (kube-apiserver, etcd, kwok,
+    python...): the difference over a phase says which part of the machine did the work."""
+    tick = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # gone meanwhile
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        totals[name] = totals.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The programs that used at least a CPU second between two cpu_by_program() readings."""
+    delta = {k: round(v - before.get(k, 0.0), 1) for k, v in after.items()}
+    return dict(sorted(((k, v) for k, v in delta.items() if v >= 1), key=lambda kv: -kv[1]))
+
+
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, from /proc/stat."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

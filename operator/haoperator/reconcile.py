@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -79,6 +79,14 @@ def applied_hash(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:20]
 
 
+def _older_version(version: str | None, than: str) -> bool:
+    """resourceVersions are opaque, but etcd's are increasing integers; if not, not older."""
+    try:
+        return version is not None and int(version) < int(than)
+    except ValueError:
+        return False
+
+
 def owned_by(obj: dict[str, Any], uid: str) -> bool:
     refs = obj.get("metadata", {}).get("ownerReferences") or []
     return any(r.get("uid") == uid and r.get("controller") for r in refs)
@@ -96,15 +104,18 @@ class Reconciler:
         self.recoverer = Recoverer(kube)
         self.counts = metrics.ServiceCounts()
         self._last_status: dict[Key, dict[str, Any]] = {}
+        self._written: dict[Key, tuple[str, dict[str, Any]]] = {}
+        """Our last status write per HAService: (resourceVersion it made, the status)."""
         self._without_active: dict[Key, float] = {}
         """ActivePassive: since when (monotonic) a service that was Ready has no active pod."""
 
     def reconcile(self, key: Key) -> Outcome:
-        snapshot = self.store.snapshot(key)
+        snapshot = self._read_own_writes(key, self.store.snapshot(key))
         obj = snapshot.haservice
         if obj is None or obj["metadata"].get("deletionTimestamp"):
             self.counts.forget(key)
             self._last_status.pop(key, None)
+            self._written.pop(key, None)
             return Outcome()  # gone or going: owner references take the children with it
         logger = log.bind(namespace=key[0], name=key[1])
         ref = ObjectRef.of(obj)
@@ -346,8 +357,9 @@ class Reconciler:
 
     def _quorum_events(self, ref: ObjectRef, before: dict[str, Any], after: dict[str, Any]) -> None:
         def lost(st: dict[str, Any]) -> bool | None:
+            """True: lost (after having had it); False: quorate; None: unknown or forming."""
             for c in st.get("conditions") or []:
-                if c.get("type") == "QuorumLost":
+                if c.get("type") == "QuorumLost" and c.get("reason") != "Forming":
                     return bool(c.get("status") == "True")
             return None
 
@@ -406,13 +418,30 @@ class Reconciler:
             ],
         }
 
+    def _read_own_writes(self, key: Key, snapshot: Snapshot) -> Snapshot:
+        """The cache learns of our status writes only when their watch event arrives; a
+        reconcile before that would compare against the older status, write the same status
+        again and repeat its events. Until the cache catches up, the status is what we wrote."""
+        obj, written = snapshot.haservice, self._written.get(key)
+        if obj is None or written is None:
+            return snapshot
+        version, written_status = written
+        if not _older_version(obj["metadata"].get("resourceVersion"), version):
+            return snapshot
+        return replace(snapshot, haservice={**obj, "status": written_status})
+
     def _write_status(self, ref: ObjectRef, current: dict[str, Any], new: dict[str, Any]) -> None:
         if new == current:
             return  # the idle case: nothing changed, nothing written
         patch: dict[str, Any] = {k: None for k in current if k not in new}
         patch.update(new)
         try:
-            self.kube.patch_status(ref.namespace, ref.name, patch)
+            written = self.kube.patch_status(ref.namespace, ref.name, patch)
         except ApiError as exc:
             if exc.status != 404:  # deleted meanwhile
                 raise
+            return
+        self._written[(ref.namespace, ref.name)] = (
+            written["metadata"]["resourceVersion"],
+            written.get("status") or {},
+        )

@@ -108,7 +108,10 @@ def _ready(observed: Observed, ready: int) -> dict[str, Any]:
                 "Ready", True, "QuorumReached", f"{ready}/{replicas} members ready (quorum {need})"
             )
         return _condition(
-            "Ready", False, "QuorumLost", f"{ready}/{replicas} members ready, quorum is {need}"
+            "Ready",
+            False,
+            "Forming" if forming(observed) else "QuorumLost",
+            f"{ready}/{replicas} members ready, quorum is {need}",
         )
     if spec.category == "ActivePassive":
         return _active_passive_ready(observed)
@@ -216,10 +219,19 @@ def _degraded(observed: Observed, ready: int) -> dict[str, Any]:
     return _condition("Degraded", False, "AllReplicasReady", f"{ready}/{replicas} replicas ready")
 
 
+def forming(observed: Observed) -> bool:
+    """A cluster that has never had its quorum yet is forming, not one that lost it."""
+    for condition in observed.previous.get("conditions") or []:
+        if condition.get("type") == "QuorumLost":
+            return bool(condition.get("reason") == "Forming")
+    return True
+
+
 def _quorum_lost(observed: Observed, ready: int) -> dict[str, Any]:
     need = quorum(observed.spec)
     if ready < need:
-        return _condition("QuorumLost", True, "QuorumLost", f"{ready} members ready, quorum {need}")
+        reason = "Forming" if forming(observed) else "QuorumLost"
+        return _condition("QuorumLost", True, reason, f"{ready} members ready, quorum {need}")
     return _condition("QuorumLost", False, "QuorumReached", f"{ready} members ready, quorum {need}")
 
 

@@ -129,6 +129,10 @@ def test_lifecycle(
     reconciled = has.events(core, namespace, name, "Reconciled")
     assert reconciled
     assert reconciled[0].type == "Normal"
+    # A new cluster reaching its quorum is forming, not recovering: no quorum news (there was a
+    # QuorumRestored per member count on every creation).
+    assert not has.events(core, namespace, name, "QuorumRestored")
+    assert not has.events(core, namespace, name, "QuorumLost")
 
     # Drift: a child deleted by hand comes back, and the event says which.
     victim = "PodDisruptionBudget"

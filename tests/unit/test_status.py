@@ -53,9 +53,27 @@ def test_clustered_ready_with_quorum_and_quorum_lost_below_it() -> None:
     ok = conditions(compute(status.Observed("db", 1, s, workload(3, 5, "StatefulSet"))))
     assert ok["Ready"]["status"] == "True"
     assert ok["QuorumLost"]["status"] == "False"
-    lost = conditions(compute(status.Observed("db", 1, s, workload(2, 5, "StatefulSet"))))
+    had = compute(status.Observed("db", 1, s, workload(3, 5, "StatefulSet")))
+    lost = conditions(
+        compute(status.Observed("db", 1, s, workload(2, 5, "StatefulSet"), previous=had))
+    )
     assert lost["Ready"]["reason"] == "QuorumLost"
     assert lost["QuorumLost"]["status"] == "True"
+    assert lost["QuorumLost"]["reason"] == "QuorumLost"
+
+
+def test_a_clustered_service_that_never_had_quorum_is_forming_not_lost() -> None:
+    """Creating a cluster is not losing one: no QuorumLost/QuorumRestored news while forming."""
+    s = spec(category="Clustered", replicas=3)
+    first = compute(status.Observed("db", 1, s, workload(0, 3, "StatefulSet")))
+    assert conditions(first)["QuorumLost"]["reason"] == "Forming"
+    assert conditions(first)["Ready"]["reason"] == "Forming"
+    still = compute(status.Observed("db", 1, s, workload(1, 3, "StatefulSet"), previous=first))
+    assert conditions(still)["QuorumLost"]["reason"] == "Forming"
+    formed = compute(status.Observed("db", 1, s, workload(2, 3, "StatefulSet"), previous=still))
+    assert conditions(formed)["QuorumLost"]["status"] == "False"
+    again = compute(status.Observed("db", 1, s, workload(1, 3, "StatefulSet"), previous=formed))
+    assert conditions(again)["QuorumLost"]["reason"] == "QuorumLost"
 
 
 def pod(name: str, role: str | None, ready: bool = True) -> dict[str, Any]:

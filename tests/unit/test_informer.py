@@ -1,0 +1,128 @@
+"""The informer's list/watch protocol (against scripted responses) and the store's relists."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from haoperator.cache import Store
+from haoperator.informer import Informer
+
+
+class Response:
+    def __init__(self, status: int, chunks: list[bytes]) -> None:
+        self.status, self.chunks = status, chunks
+        self.data = b"".join(chunks)
+        self.released = False
+
+    def stream(self, amt: int, decode_content: bool = True) -> Iterator[bytes]:
+        yield from self.chunks
+
+    def release_conn(self) -> None:
+        self.released = True
+
+
+def page(items: list[dict[str, Any]], version: str, more: str = "") -> Response:
+    meta = {"resourceVersion": version, **({"continue": more} if more else {})}
+    return Response(200, [json.dumps({"items": items, "metadata": meta}).encode()])
+
+
+def pod(name: str, version: str, service: str = "web") -> dict[str, Any]:
+    labels = {"haoperator.dev/service": service}
+    return {"metadata": {"name": name, "namespace": "ns", "labels": labels,
+                         "resourceVersion": version}}  # fmt: skip
+
+
+def line(kind: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+
+
+class Scripted(Informer):
+    def __init__(self, script: list[Response], **callbacks: Any) -> None:
+        self.script = script
+        self.queries: list[dict[str, str]] = []
+        super().__init__(
+            None,  # type: ignore[arg-type]
+            kind="Pod",
+            path="/api/v1/namespaces/ns/pods",
+            selector="app.kubernetes.io/managed-by=haoperator",
+            stop=threading.Event(),
+            **callbacks,
+        )
+
+    def _request(self, query: dict[str, str], *, timeout: float) -> Any:
+        self.queries.append(query)
+        if not self.script:
+            self.stop.set()
+            return Response(200, [])
+        return self.script.pop(0)
+
+
+def test_lists_every_page_then_watches_from_the_list_version_across_chunk_boundaries() -> None:
+    listed: list[list[str]] = []
+    seen: list[tuple[str, str]] = []
+    whole = line("ADDED", pod("c", "11")) + line(
+        "BOOKMARK", {"metadata": {"resourceVersion": "12"}}
+    )
+    informer = Scripted(
+        [
+            page([pod("a", "1")], "10", more="next"),
+            page([pod("b", "2")], "10"),
+            # One event split across two chunks, and a bookmark that only moves the version.
+            Response(200, [whole[:17], whole[17:], line("DELETED", pod("a", "13"))]),
+        ],
+        on_list=lambda objs: listed.append([o["metadata"]["name"] for o in objs]),
+        on_event=lambda kind, obj: seen.append((kind, obj["metadata"]["name"])),
+    )
+    informer.run()
+    assert listed == [["a", "b"]]
+    assert seen == [("ADDED", "c"), ("DELETED", "a")]
+    assert informer.queries[1]["continue"] == "next"
+    assert informer.queries[2]["resourceVersion"] == "10"
+    assert informer.queries[2]["allowWatchBookmarks"] == "true"
+    assert informer.queries[3]["resourceVersion"] == "13"  # resumed after the last event
+    assert informer.synced
+
+
+def test_an_expired_version_means_a_fresh_list() -> None:
+    lists: list[int] = []
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
+    informer = Scripted(
+        [
+            page([pod("a", "1")], "10"),
+            Response(200, [json.dumps(gone).encode() + b"\n"]),
+            page([pod("b", "2")], "20"),
+            Response(410, [b'{"code": 410}']),
+            page([], "30"),
+        ],
+        on_list=lambda objs: lists.append(len(objs)),
+        on_event=lambda kind, obj: None,
+    )
+    informer.run()
+    assert lists == [1, 1, 0]
+    assert informer.failing_since is None  # expiry is routine, not a failure
+
+
+def test_a_relist_replaces_only_that_kind_in_that_namespace() -> None:
+    store = Store()
+    store.put_child({"kind": "Service", **pod("web", "1")})
+    store.put_child({"kind": "Deployment", **pod("web", "1")})
+    other = {"metadata": {**pod("db", "1", "db")["metadata"], "namespace": "elsewhere"}}
+    store.put_child({"kind": "Service", **other})
+
+    affected = store.resync_children("Service", "ns", [])
+
+    assert affected == [("ns", "web")]
+    assert set(store.snapshot(("ns", "web")).children) == {("Deployment", "web")}
+    assert set(store.snapshot(("elsewhere", "db")).children) == {("Service", "db")}
+
+
+def test_a_pod_relist_forgets_pods_deleted_while_the_watch_was_down() -> None:
+    store = Store()
+    store.put_pod(pod("web-1", "1"))
+    store.put_pod(pod("web-2", "1"))
+    affected = store.resync_pods("ns", [pod("web-2", "5")])
+    assert affected == [("ns", "web")]
+    assert [p["metadata"]["name"] for p in store.snapshot(("ns", "web")).pods] == ["web-2"]
