@@ -43,12 +43,9 @@ CHILD_RESOURCES = (
     ("discovery.k8s.io", "v1", "endpointslices"),
 )
 CHILD_KINDS = tuple(
-    {"deployments": "Deployment", "statefulsets": "StatefulSet", "services": "Service",
-     "poddisruptionbudgets": "PodDisruptionBudget", "serviceaccounts": "ServiceAccount",
-     "roles": "Role", "rolebindings": "RoleBinding", "leases": "Lease",
-     "endpointslices": "EndpointSlice"}[plural]
-    for _, _, plural in CHILD_RESOURCES
-)  # fmt: skip
+    next(kind for kind, r in RESOURCES.items() if (r.group, r.plural) == (group, plural))
+    for group, _, plural in CHILD_RESOURCES
+)
 PROBLEM_BASE_DELAY = 2.0
 
 

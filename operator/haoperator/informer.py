@@ -91,7 +91,10 @@ class Informer:
         query = {"limit": "500"}
         while True:
             response = self._request(query, timeout=60)
-            data = response.data
+            try:
+                data = response.data
+            finally:
+                response.release_conn()
             if response.status != 200:
                 raise RuntimeError(f"list {self.kind}: {response.status} {data[:300]!r}")
             page = json.loads(data)
