@@ -3,6 +3,9 @@
 Reconciles read from here instead of asking the API server, so an HAService with nothing to do
 costs no request at all. Objects are stored whole minus managedFields (the biggest part, and
 not ours to read); pods are kept to the fields status and recovery need.
+
+The informers hand over what they have just parsed and keep nothing, so the store takes their
+objects as they are; only kopf's HAService bodies, which kopf keeps, are copied.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 SERVICE_LABEL = "haoperator.dev/service"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -40,49 +43,77 @@ def plain_copy(value: Any) -> Any:
 
 
 def trim(obj: dict[str, Any]) -> dict[str, Any]:
-    """Our own copy, minus managedFields (copied first would be most of the work)."""
+    """The object minus managedFields; shares the rest with `obj`."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return cast(dict[str, Any], plain_copy({**obj, "metadata": meta}))
+    return {**obj, "metadata": meta}
 
 
 def trim_pod(pod: dict[str, Any]) -> dict[str, Any]:
-    """Our own copy of the fields status and recovery read."""
+    """The fields status and recovery read; shares them with `pod`."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
-    copied = plain_copy(
-        {
-            "kind": "Pod",
-            "metadata": {
-                k: meta[k]
-                for k in (
-                    "name",
-                    "namespace",
-                    "uid",
-                    "labels",
-                    "annotations",
-                    "deletionTimestamp",
-                    "creationTimestamp",
-                    "resourceVersion",
-                    "ownerReferences",
-                )
-                if k in meta
-            },
-            "spec": {k: spec[k] for k in ("nodeName", "affinity") if k in spec},
-            "status": {
-                k: status[k]
-                for k in (
-                    "phase",
-                    "conditions",
-                    "containerStatuses",
-                    "initContainerStatuses",
-                    "podIP",
-                )
-                if k in status
-            },
-        }
-    )
-    return cast(dict[str, Any], copied)
+    return {
+        "kind": "Pod",
+        "metadata": {
+            k: meta[k]
+            for k in (
+                "name",
+                "namespace",
+                "uid",
+                "labels",
+                "annotations",
+                "deletionTimestamp",
+                "creationTimestamp",
+                "resourceVersion",
+                "ownerReferences",
+            )
+            if k in meta
+        },
+        "spec": {k: spec[k] for k in ("nodeName", "affinity") if k in spec},
+        "status": {
+            k: status[k]
+            for k in (
+                "phase",
+                "conditions",
+                "containerStatuses",
+                "initContainerStatuses",
+                "podIP",
+            )
+            if k in status
+        },
+    }
+
+
+UNREAD_FIELDS: dict[str, tuple[tuple[str, str | None], ...]] = {
+    # An elector renews its Lease every retry period: a new renewTime says nothing new.
+    "Lease": (("spec", "renewTime"),),
+    # Workloads' status feeds ours and EndpointSlices say where the Service routes; of the other
+    # children only what we render (and their metadata) can call for a reconcile.
+    "Deployment": (),
+    "StatefulSet": (),
+    "EndpointSlice": (),
+}
+DEFAULT_UNREAD_FIELDS: tuple[tuple[str, str | None], ...] = (("status", None),)
+
+
+def worth_a_reconcile(kind: str, old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    """Whether a child's change can change what a reconcile does or reports. Each reconcile of
+    an ActivePassive service was once woken every second by its Lease's renewal."""
+    if old is None:
+        return True
+    return _read_part(kind, old) != _read_part(kind, new)
+
+
+def _read_part(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    part = {**obj, "metadata": meta}
+    for top, inner in UNREAD_FIELDS.get(kind, DEFAULT_UNREAD_FIELDS):
+        if inner is None:
+            part.pop(top, None)
+        elif isinstance(part.get(top), dict):
+            part[top] = {k: v for k, v in part[top].items() if k != inner}
+    return part
 
 
 @dataclass
@@ -103,16 +134,11 @@ class Snapshot:
 
 def trim_node(node: dict[str, Any]) -> dict[str, Any]:
     meta = node.get("metadata") or {}
-    return cast(
-        dict[str, Any],
-        plain_copy(
-            {
-                "kind": "Node",
-                "metadata": {k: meta[k] for k in ("name", "labels", "uid") if k in meta},
-                "status": {"conditions": (node.get("status") or {}).get("conditions") or []},
-            }
-        ),
-    )
+    return {
+        "kind": "Node",
+        "metadata": {k: meta[k] for k in ("name", "labels", "uid") if k in meta},
+        "status": {"conditions": (node.get("status") or {}).get("conditions") or []},
+    }
 
 
 class Store:
@@ -162,7 +188,7 @@ class Store:
     def put_haservice(self, obj: dict[str, Any]) -> Key:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         with self._lock:
-            self._entry(key).haservice = trim(obj)
+            self._entry(key).haservice = plain_copy(trim(obj))  # kopf keeps its body
         return key
 
     def remove_haservice(self, obj: dict[str, Any]) -> Key:
@@ -174,14 +200,19 @@ class Store:
         return key
 
     def put_child(self, obj: dict[str, Any], kind: str | None = None) -> Key | None:
-        """Keep a child; `kind` for watch-listed items, which carry none."""
+        """Keep a child; `kind` for watch-listed items, which carry none. Returns the HAService
+        to reconcile, or None: not ours, or nothing a reconcile reads has changed."""
         key = owner_key(obj)
-        if key is not None:
-            kept = trim(obj)
-            kept["kind"] = kind or obj["kind"]
-            with self._lock:
-                self._entry(key).children[(kept["kind"], obj["metadata"]["name"])] = kept
-        return key
+        if key is None:
+            return None
+        kept = trim(obj)
+        kept["kind"] = kind or obj["kind"]
+        child_key = (kept["kind"], obj["metadata"]["name"])
+        with self._lock:
+            children = self._entry(key).children
+            old = children.get(child_key)
+            children[child_key] = kept
+        return key if worth_a_reconcile(kept["kind"], old, kept) else None
 
     def remove_child(self, obj: dict[str, Any], kind: str | None = None) -> Key | None:
         key = owner_key(obj)

@@ -25,11 +25,17 @@ from haoperator.cache import MANAGED_BY, MANAGED_BY_LABEL, Key, Store
 from haoperator.informer import Informer
 from haoperator.kube import RESOURCES, Kube
 from haoperator.reconcile import Reconciler
+from haoperator.render.common import LABEL_CATEGORY
 from haoperator.settings import Settings
 from haoperator.workqueue import WorkQueue
 
 log = structlog.get_logger("haoperator.operator")
 OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+SELECTORS = {
+    # Only ActivePassive reads where its Service routes. EndpointSlices carry their Service's
+    # labels, so the server filters out the others, which change with every pod's readiness.
+    "EndpointSlice": f"{OURS},{LABEL_CATEGORY}=ActivePassive",
+}
 CHILD_RESOURCES = (
     ("apps", "v1", "deployments"),
     ("apps", "v1", "statefulsets"),
@@ -154,7 +160,7 @@ def _start_informers(
                 loop.call_soon_threadsafe(queue.add, key)
 
         return Informer(
-            api, kind=kind, path=RESOURCES[kind].path(scope), selector=OURS,
+            api, kind=kind, path=RESOURCES[kind].path(scope), selector=SELECTORS.get(kind, OURS),
             on_list=on_list, on_event=on_event, stop=stop,
         )  # fmt: skip
 

@@ -170,24 +170,23 @@ class Reconciler:
             label = _label(kind, name)
             child["metadata"].setdefault("annotations", {})[APPLIED_HASH] = applied_hash(child)
             observed = snapshot.children.get((kind, name))
-            if observed is None:
-                # Not in the cache: not made yet, deleted, just created (cache lag), or not ours.
-                observed = self.kube.get(kind, child["metadata"].get("namespace"), name)
-                if observed is not None and not owned_by(observed, uid):
-                    changes.problem = status.Problem(
-                        "NameConflict",
-                        f"{label} already exists and is not owned by this HAService; "
-                        "left untouched",
-                    )
-                    continue
             try:
                 if observed is None:
-                    self.kube.apply(child)
-                    if reconciled_before:
-                        changes.drift.append(f"{label} was deleted; recreated")
-                    else:
-                        changes.created.append(label)
-                    continue
+                    # Not in the cache: not made yet, deleted, just made (cache lag), or not ours.
+                    observed = self._create(child)
+                    if observed is None:
+                        if reconciled_before:
+                            changes.drift.append(f"{label} was deleted; recreated")
+                        else:
+                            changes.created.append(label)
+                        continue
+                    if not owned_by(observed, uid):
+                        changes.problem = status.Problem(
+                            "NameConflict",
+                            f"{label} already exists and is not owned by this HAService; "
+                            "left untouched",
+                        )
+                        continue
                 if (
                     observed["metadata"].get("annotations", {}).get(APPLIED_HASH)
                     != child["metadata"]["annotations"][APPLIED_HASH]
@@ -207,6 +206,23 @@ class Reconciler:
                     raise
                 changes.problem = status.Problem("InvalidSpec", f"{label}: {exc.message}")
                 logger.warning("child rejected by the API server", child=label, error=exc.message)
+
+    def _create(self, child: dict[str, Any]) -> dict[str, Any] | None:
+        """Create `child` unless an object of its name exists: None when created, else the
+        existing object, for the caller to judge whether it is ours."""
+        kind, namespace, name = (
+            child["kind"],
+            child["metadata"].get("namespace"),
+            child["metadata"]["name"],
+        )
+        for _ in range(2):
+            if self.kube.create(child) is not None:
+                return None
+            existing = self.kube.get(kind, namespace, name)
+            if existing is not None:
+                return existing
+            # Deleted between the two requests: try the create once more.
+        raise ApiError(409, "Conflict", f"{_label(kind, name)} keeps appearing and vanishing")
 
     def _prune(
         self,

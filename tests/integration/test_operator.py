@@ -264,6 +264,38 @@ def test_removing_the_service_from_the_spec_deletes_it(
     )
 
 
+def test_a_field_dropped_from_the_template_leaves_the_workload(
+    namespace: str,
+    operator: OperatorProcess,
+    custom: client.CustomObjectsApi,
+    apps: client.AppsV1Api,
+) -> None:
+    """The operator's children are made by server-side apply (a create-only one) and owned as
+    such: what it no longer applies is removed, not left behind by a manager that forgot it."""
+    body = has.haservice("web", "LoadBalanced")
+    body["spec"]["template"]["spec"]["containers"] = [
+        has.container(env=[{"name": "MODE", "value": "old"}])
+    ]
+    has.create(custom, namespace, body)
+    wait_ready(custom, namespace, "web")
+    deployment = apps.read_namespaced_deployment("web", namespace)
+    ours = [m for m in deployment.metadata.managed_fields if m.manager == "haoperator"]
+    assert [m.operation for m in ours] == ["Apply"]
+    assert deployment.spec.template.spec.containers[0].env[0].value == "old"
+
+    has.patch(custom, namespace, "web", {"spec": {"template": {"spec": {
+        "containers": [has.container()]}}}})  # fmt: skip
+    wait_until(
+        lambda: (
+            not apps.read_namespaced_deployment("web", namespace)
+            .spec.template.spec.containers[0]
+            .env
+        ),
+        timeout=30,
+        what="the env var gone from the Deployment",
+    )
+
+
 def test_name_conflict_leaves_a_foreign_object_untouched(
     namespace: str,
     operator: OperatorProcess,
