@@ -123,7 +123,6 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.informers = _start_informers(
         ours, store, queue, asyncio.get_running_loop(), memo.informers_stop
     )
-    metrics.serve(ours.metrics_port)
     log.info(
         "operator started",
         namespaces=ours.namespaces or "all",

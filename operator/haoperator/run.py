@@ -100,12 +100,20 @@ def run(settings: Settings) -> int:
     import kopf
     from kopf._core.engines.peering import Identity  # kopf exports the parameter, not its type
 
-    from haoperator import handlers  # registers the handlers
+    from haoperator import handlers, metrics  # registers the handlers
 
     try:
         handlers.api_client(settings, 1).close()
     except Exception as exc:  # no usable configuration: say so once, not every minute
         raise SystemExit(f"haoperator run: cannot configure access to Kubernetes: {exc}") from exc
+    # A port already taken must stop the operator at once, saying which: kopf would retry its
+    # startup every minute without ever serving (metrics), or die with a traceback (liveness).
+    _check_port_free(settings.liveness_port, "the liveness endpoint", "--liveness-port")
+    try:
+        metrics.serve(settings.metrics_port)
+    except OSError as exc:
+        message = _port_taken(settings.metrics_port, "metrics", "--metrics-port", exc)
+        raise SystemExit(message) from exc
 
     kopf.run(
         # kopf's default identity asks getpass for the user name, which fails for a uid with no
@@ -119,3 +127,19 @@ def run(settings: Settings) -> int:
         memo=kopf.Memo(settings=settings),
     )
     return 0
+
+
+def _check_port_free(port: int, what: str, flag: str) -> None:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", port))
+        except OSError as exc:
+            raise SystemExit(_port_taken(port, what, flag, exc)) from exc
+
+
+def _port_taken(port: int, what: str, flag: str, exc: OSError) -> str:
+    return (
+        f"haoperator run: cannot serve {what} on port {port}: {exc.strerror or exc} "
+        f"(another process has it? choose another with {flag})"
+    )

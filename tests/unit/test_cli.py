@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -174,3 +175,35 @@ def test_strings_kubectl_would_read_as_booleans_are_quoted(
     _, out, _ = run(["render", "-f", write(tmp_path, yaml.safe_dump(raw))], capsys)
     assert "- name: 'y'\n" in out
     assert "enabled: 'on'\n" in out
+
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+
+
+@pytest.mark.parametrize("flag", ["--liveness-port", "--metrics-port"])
+def test_run_stops_at_once_naming_a_port_that_is_taken(tmp_path: Path, flag: str) -> None:
+    """It once retried its startup every minute, never serving, when the metrics port was taken
+    (and died with a traceback when the liveness port was)."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(KUBECONFIG)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = "--metrics-port" if flag == "--liveness-port" else "--liveness-port"
+        result = subprocess.run(
+            [sys.executable, "-m", "haoperator.cli", "run", "-n", "ns",
+             "--kubeconfig", str(kubeconfig), flag, str(port), other, "0"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"on port {port}: Address already in use" in result.stderr
+    assert flag in result.stderr.splitlines()[-1]
