@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -117,6 +118,12 @@ def _exists(core: client.CoreV1Api, namespace: str) -> bool:
         return True
     except client.ApiException:
         return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:

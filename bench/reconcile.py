@@ -6,7 +6,7 @@ every workload reports all replicas ready. The ratio (operator / baseline) is wh
 adds on top of what the control plane itself must do. Categories are mixed LoadBalanced,
 QueueWorker and Clustered (ActivePassive needs electors, measured by bench/failover.py).
 
-    .venv/bin/python bench/reconcile.py --count 500 [--json] [--idle-seconds 60]
+    .venv/bin/python bench/reconcile.py --count 500 [--rounds 3] [--warmup 50] [--json]
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from bench.common import (
     cpu_by_program,
     cpu_delta,
     delete_namespace,
+    free_port,
     install_crd,
     kubectl_path,
     machine,
@@ -170,51 +171,69 @@ def operator_round(
     then measure a settled minute of idling."""
     namespace = new_namespace(core, "bench-operator")
     log = Path(tempfile.mkstemp(prefix="bench-operator-", suffix=".log")[1])
+    live_port, metrics_port = free_port(), free_port()
     operator = Operator(
-        [namespace], log, "--workers", str(args.workers), "--liveness-port", "18081",
-        "--metrics-port", "18091",
+        [namespace], log, "--workers", str(args.workers), "--liveness-port", str(live_port),
+        "--metrics-port", str(metrics_port),
     )  # fmt: skip
-    wait(lambda: _live(18081), 60, "operator live")
-    start, busy_before, programs_before = time.monotonic(), machine_cpu()[0], cpu_by_program()
-    cpu_before, requests_before = operator.cpu_seconds(), own_requests_by_method(18091)
-    with ThreadPoolExecutor(args.workers) as pool:
-        list(
-            pool.map(
-                lambda i: custom.create_namespaced_custom_object(
-                    "haoperator.dev", "v1alpha1", namespace, "haservices", haservice(i, namespace)
-                ),
-                range(args.count),
+    try:
+        wait(lambda: _live(live_port), 60, "operator live")
+        start, busy_before, programs_before = time.monotonic(), machine_cpu()[0], cpu_by_program()
+        cpu_before, requests_before = operator.cpu_seconds(), own_requests_by_method(metrics_port)
+        with ThreadPoolExecutor(args.workers) as pool:
+            list(
+                pool.map(
+                    lambda i: custom.create_namespaced_custom_object(
+                        "haoperator.dev",
+                        "v1alpha1",
+                        namespace,
+                        "haservices",
+                        haservice(i, namespace),
+                    ),
+                    range(args.count),
+                )
             )
+        wait(
+            lambda: haservices_ready(custom, namespace, args.count),
+            args.timeout,
+            "HAServices ready",
+            1.0,
         )
-    wait(
-        lambda: haservices_ready(custom, namespace, args.count),
-        args.timeout,
-        "HAServices ready",
-        1.0,
-    )
-    seconds, busy = time.monotonic() - start, machine_cpu()[0] - busy_before
-    operator_cpu = operator.cpu_seconds() - cpu_before
-    programs = cpu_delta(programs_before, cpu_by_program())
-    burst_requests = {
-        method: int(n - requests_before.get(method, 0))
-        for method, n in own_requests_by_method(18091).items()
-    }
+        seconds, busy = time.monotonic() - start, machine_cpu()[0] - busy_before
+        operator_cpu = operator.cpu_seconds() - cpu_before
+        programs = cpu_delta(programs_before, cpu_by_program())
+        burst_requests = {
+            method: int(n - requests_before.get(method, 0))
+            for method, n in own_requests_by_method(metrics_port).items()
+        }
 
-    # Idle means settled: every rollout finished, then a moment for the last writes to land.
-    wait(lambda: haservices_ready(custom, namespace, args.count, settled=True), 600, "settled", 1.0)
-    time.sleep(5)
-    before_versions, before_requests = versions(namespace), apiserver_requests(api_client, WATCHED)
-    before_ours = own_requests(18091)
-    time.sleep(args.idle_seconds)
-    after_versions, after_requests = versions(namespace), apiserver_requests(api_client, WATCHED)
-    after_ours = own_requests(18091)
-    minutes = args.idle_seconds / 60
-    idle_rpm = {
-        verb: round((after_requests.get(verb, 0) - before_requests.get(verb, 0)) / minutes, 2)
-        for verb in after_requests
-    }
-    rss = operator.peak_rss_mib()
-    operator.stop()
+        # Idle means settled: every rollout finished, then a moment for the last writes to land.
+        wait(
+            lambda: haservices_ready(custom, namespace, args.count, settled=True),
+            600,
+            "settled",
+            1.0,
+        )
+        time.sleep(5)
+        before_versions, before_requests = (
+            versions(namespace),
+            apiserver_requests(api_client, WATCHED),
+        )
+        before_ours = own_requests(metrics_port)
+        time.sleep(args.idle_seconds)
+        after_versions, after_requests = (
+            versions(namespace),
+            apiserver_requests(api_client, WATCHED),
+        )
+        after_ours = own_requests(metrics_port)
+        minutes = args.idle_seconds / 60
+        idle_rpm = {
+            verb: round((after_requests.get(verb, 0) - before_requests.get(verb, 0)) / minutes, 2)
+            for verb in after_requests
+        }
+        rss = operator.peak_rss_mib()
+    finally:
+        operator.stop()  # also when a wait timed out: a stray operator would hold the ports
     delete_namespace(core, namespace)
     return {
         "seconds": round(seconds, 2),
@@ -244,6 +263,14 @@ def main() -> None:
         help="baseline-then-operator rounds; the ratio reported is their median, as one round "
         "on a shared 2-core machine varies by 20%% (default: %(default)s)",
     )
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=50,
+        help="first, one untimed baseline-then-operator round of this many HAServices (0: none): "
+        "a new cluster's first custom resources and bursts cost more than later ones, which "
+        "made the first timed round the slowest (default: %(default)s)",
+    )
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the results")
@@ -253,6 +280,12 @@ def main() -> None:
     core = client.CoreV1Api(api_client)
     custom = client.CustomObjectsApi(api_client)
     install_crd()
+
+    if args.warmup:
+        baseline(api_client, core, args.warmup, args.workers, args.timeout)
+        warm = argparse.Namespace(**{**vars(args), "count": args.warmup, "idle_seconds": 1})
+        operator_round(api_client, core, custom, warm)
+        print(f"warm-up: {args.warmup} HAServices, untimed", flush=True)
 
     rounds = []
     for number in range(1, args.rounds + 1):
@@ -281,6 +314,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "count": args.count,
         "workers": args.workers,
+        "warmup": args.warmup,
         # The median round's figures (the ratio is the median of the rounds' ratios).
         "operator_seconds": middle["operator"]["seconds"],
         "baseline_seconds": middle["baseline_seconds"],
