@@ -437,3 +437,51 @@ def test_idle_operator_writes_nothing(
     before = versions()
     time.sleep(30)
     assert versions() == before
+
+
+def test_a_horizontal_pod_autoscaler_scales_the_haservice(
+    namespace: str,
+    operator: OperatorProcess,
+    custom: client.CustomObjectsApi,
+    apps: client.AppsV1Api,
+) -> None:
+    """The kube-controller-manager's HPA controller, through the scale subresource. There is no
+    metrics server here; an HPA whose minReplicas is above the current count scales up to it
+    before it reads any metric, which is enough to prove the whole path."""
+    has.create(custom, namespace, has.haservice("web", "LoadBalanced", replicas=2))
+    wait_ready(custom, namespace, "web")
+    autoscaling = client.AutoscalingV2Api(apps.api_client)
+    autoscaling.create_namespaced_horizontal_pod_autoscaler(
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "scaleTargetRef": {
+                    "apiVersion": f"{has.GROUP}/{has.VERSION}",
+                    "kind": "HAService",
+                    "name": "web",
+                },
+                "minReplicas": 3,
+                "maxReplicas": 5,
+            },
+        },
+    )
+    wait_until(
+        lambda: apps.read_namespaced_deployment("web", namespace).spec.replicas == 3,
+        timeout=90,  # the HPA controller syncs every 15 s
+        what="the Deployment scaled by the HPA",
+    )
+    assert has.get(custom, namespace, "web")["spec"]["replicas"] == 3
+    wait_until(
+        lambda: has.get(custom, namespace, "web")["status"].get("readyReplicas") == 3,
+        timeout=60,
+        what="status.readyReplicas 3",
+    )
+
+    def hpa_at_three() -> Any:
+        hpa = autoscaling.read_namespaced_horizontal_pod_autoscaler("web", namespace)
+        return hpa if hpa.status.current_replicas == 3 else None
+
+    hpa = wait_until(hpa_at_three, timeout=60, what="the HPA seeing 3 replicas")
+    able = {c.type: c for c in hpa.status.conditions or []}["AbleToScale"]
+    assert able.status == "True", able.message
