@@ -60,6 +60,12 @@ class Pair:
         self.pods = sorted(p.metadata.name for p in pods)
         self.watcher = RouteWatcher(core.api_client, namespace, NAME)
         self.electors = {pod: self.start(pod) for pod in self.pods}
+        # The first elector up may win before the other one serves its probes (a CI failure).
+        wait_until(
+            lambda: all(e.leader() for e in self.electors.values()),
+            timeout=30,
+            what="every elector answering GET /leader",
+        )
 
     def start(self, pod: str) -> Elector:
         return Elector(self.namespace, pod, NAME, self.tmp / f"elector-{pod}.log", *self.args)

@@ -310,21 +310,17 @@ def test_chaos_node_down_makes_node_not_ready_and_node_up_restores_it(
     try:
         # 10 s grace + 2 s monitor period, with room for a loaded machine.
         wait_until(lambda: node_ready(core, node) != "True", timeout=40, what=f"{node} NotReady")
-        taints = {t.key for t in core.read_node(node).spec.taints or []}
-        assert "node.kubernetes.io/unreachable" in taints
+        # The node lifecycle controller taints in a pass of its own, just after the condition.
+        wait_until(lambda: unreachable(core, node), timeout=15, what="unreachable taint")
     finally:
         chaos("node-up", node)
     wait_until(lambda: node_ready(core, node) == "True", timeout=40, what=f"{node} Ready again")
-    wait_until(
-        lambda: (
-            not any(
-                t.key == "node.kubernetes.io/unreachable"
-                for t in core.read_node(node).spec.taints or []
-            )
-        ),
-        timeout=40,
-        what="unreachable taint removed",
-    )
+    wait_until(lambda: not unreachable(core, node), timeout=40, what="unreachable taint removed")
+
+
+def unreachable(core: client.CoreV1Api, node: str) -> bool:
+    taints = core.read_node(node).spec.taints or []
+    return any(t.key == "node.kubernetes.io/unreachable" for t in taints)
 
 
 def test_chaos_crashloop_raises_restart_count_and_heal_stops_it(
