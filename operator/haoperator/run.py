@@ -100,7 +100,7 @@ def run(settings: Settings) -> int:
     import kopf
     from kopf._core.engines.peering import Identity  # kopf exports the parameter, not its type
 
-    from haoperator import handlers, metrics  # registers the handlers
+    from haoperator import handlers, metrics  # importing handlers registers them with kopf
 
     try:
         handlers.api_client(settings, 1).close()
