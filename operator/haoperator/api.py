@@ -15,6 +15,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from haoperator.api_settings import (
+    DEFAULT_ELECTOR_PORT,
     ActivePassiveSpec,
     ClusteredSpec,
     Disruption,
@@ -22,13 +23,20 @@ from haoperator.api_settings import (
     Recovery,
 )
 from haoperator.api_status import Condition, Failover, HAServiceStatus
-from haoperator.api_workload import PeerPort, PodTemplate, ServicePort, ServiceSpec
+from haoperator.api_workload import (
+    ELECTOR_CONTAINER,
+    PeerPort,
+    PodTemplate,
+    ServicePort,
+    ServiceSpec,
+)
 from haoperator.apitypes import (
     DNS_1035_LABEL,
-    INT32_MAX,
+    MAX_REPLICAS,
     ApiModel,
     ProblemCollector,
     Rule,
+    as_cel_list,
     cel_rules,
 )
 
@@ -54,6 +62,8 @@ ACTIVE_PASSIVE_REPLICAS = Rule(
     "self.category != 'ActivePassive' || !has(self.replicas) || self.replicas >= 2",
     "must be at least 2 with category ActivePassive (one active, one standby)",
     field="replicas",
+    detail=", got {}",
+    shows="self.replicas",
 )
 QUEUE_WORKER_SERVICE = Rule(
     "self.category != 'QueueWorker' || !has(self.service)",
@@ -75,19 +85,68 @@ CLUSTERED_DISRUPTION = Rule(
     "is not allowed with category Clustered: its disruption budget follows clustered.quorum",
     field="disruption",
 )
+REPLICAS_CEL = f"(has(self.replicas) ? self.replicas : {DEFAULT_CLUSTERED_REPLICAS})"
+"""The Clustered replicas, default included (the rules using it apply to Clustered only)."""
 QUORUM_WITHIN_REPLICAS = Rule(
     "!has(self.clustered) || !has(self.clustered.quorum) || type(self.clustered.quorum) == string"
-    " || int(self.clustered.quorum) <= (has(self.replicas) ? self.replicas : "
-    f"{DEFAULT_CLUSTERED_REPLICAS})",
+    f" || int(self.clustered.quorum) <= {REPLICAS_CEL}",
     "must not exceed replicas",
     field="clustered.quorum",
+    detail=" ({})",
+    shows=REPLICAS_CEL,
+)
+PEER_PORT_CLASH = (
+    "self.service.ports.exists(s, s.name == p.name"
+    " || (s.port == p.port && s.protocol == p.protocol))"
 )
 PEER_PORTS_DISTINCT = Rule(
     "!has(self.clustered) || !has(self.clustered.peerPorts) || !has(self.service)"
-    " || self.clustered.peerPorts.all(p, self.service.ports.all(s,"
-    " s.name != p.name && (s.port != p.port || s.protocol != p.protocol)))",
+    f" || !self.clustered.peerPorts.exists(p, {PEER_PORT_CLASH})",
     "must differ from the service ports in name and in port number",
     field="clustered.peerPorts",
+    detail=" (clashing: {})",
+    shows=f"self.clustered.peerPorts.filter(p, {PEER_PORT_CLASH}).map(p, p.name)",
+)
+
+
+def _serving_port(test: str) -> str:
+    """CEL: some port `p` of the template's long-running containers (the containers and the
+    sidecar init containers, as `PodSpec.serving_ports`) passes `test`."""
+    pod = "self.template.spec"
+    return (
+        f"{pod}.containers.exists(c, has(c.ports) && c.ports.exists(p, {test}))"
+        f" || (has({pod}.initContainers) && {pod}.initContainers.exists(c,"
+        " has(c.restartPolicy) && c.restartPolicy == 'Always'"
+        f" && has(c.ports) && c.ports.exists(p, {test})))"
+    )
+
+
+PORT_PROTOCOL_CEL = "(has(p.protocol) ? p.protocol : 'TCP')"
+NAMED_TARGET_MISSING = (
+    "has(s.targetPort) && type(s.targetPort) == string && !("
+    + _serving_port(f"has(p.name) && p.name == s.targetPort && {PORT_PROTOCOL_CEL} == s.protocol")
+    + ")"
+)
+TARGET_PORT_NAMED = Rule(
+    f"!has(self.service) || !self.service.ports.exists(s, {NAMED_TARGET_MISSING})",
+    "must give each targetPort as a number or as the name of a port (same protocol) of the "
+    "template's containers, or the Service sends traffic nowhere",
+    field="service.ports",
+    detail=" (no such port: {})",
+    shows=f"self.service.ports.filter(s, {NAMED_TARGET_MISSING}).map(s, s.targetPort)",
+)
+ELECTOR_PORT_CEL = (
+    f"(has(self.activePassive) ? self.activePassive.electorPort : {DEFAULT_ELECTOR_PORT})"
+)
+ELECTOR_PORT_FREE = Rule(
+    "self.category != 'ActivePassive' || !("
+    + _serving_port(f"p.containerPort == {ELECTOR_PORT_CEL} && {PORT_PROTOCOL_CEL} == 'TCP'")
+    + ")",
+    f"must differ from the TCP ports of the template's containers: the {ELECTOR_CONTAINER} sidecar "
+    "listens on it in every pod",
+    field="activePassive.electorPort",
+    detail=" ({} is taken)",
+    shows=ELECTOR_PORT_CEL,
 )
 POD_MANAGEMENT_IMMUTABLE = Rule(
     "(has(self.clustered) ? self.clustered.podManagementPolicy : 'Parallel')"
@@ -105,6 +164,8 @@ SPEC_RULES = (
     CLUSTERED_DISRUPTION,
     QUORUM_WITHIN_REPLICAS,
     PEER_PORTS_DISTINCT,
+    TARGET_PORT_NAMED,
+    ELECTOR_PORT_FREE,
     POD_MANAGEMENT_IMMUTABLE,
 )
 
@@ -122,10 +183,10 @@ class HAServiceSpec(ApiModel, json_schema_extra=cel_rules(*SPEC_RULES)):
     replicas: int | None = Field(
         None,
         ge=1,
-        le=INT32_MAX,
-        description=f"Number of pods. Default {DEFAULT_REPLICAS} ({DEFAULT_CLUSTERED_REPLICAS} "
-        "for Clustered); ActivePassive needs at least 2. Set it explicitly to use kubectl scale "
-        "or an HPA.",
+        le=MAX_REPLICAS,
+        description=f"Number of pods, at most {MAX_REPLICAS}. Default {DEFAULT_REPLICAS} "
+        f"({DEFAULT_CLUSTERED_REPLICAS} for Clustered); ActivePassive needs at least 2. Set it "
+        "explicitly to use kubectl scale or an HPA.",
     )
     template: PodTemplate = Field(
         description="The pods to run: a standard pod template. With ActivePassive the operator "
@@ -180,7 +241,7 @@ class HAServiceSpec(ApiModel, json_schema_extra=cel_rules(*SPEC_RULES)):
         problems.require(
             self.category != "ActivePassive" or self.replicas is None or self.replicas >= 2,
             ACTIVE_PASSIVE_REPLICAS,
-            f", got {self.replicas}",
+            self.replicas,
         )
         problems.require(
             self.category != "QueueWorker" or self.service is None, QUEUE_WORKER_SERVICE
@@ -197,11 +258,34 @@ class HAServiceSpec(ApiModel, json_schema_extra=cel_rules(*SPEC_RULES)):
             problems.require(
                 not isinstance(quorum, int) or quorum <= self.desired_replicas,
                 QUORUM_WITHIN_REPLICAS,
-                f" ({self.desired_replicas})",
+                self.desired_replicas,
             )
             if self.service is not None:
                 clashes = _clashing_ports(self.clustered.peer_ports, self.service.ports)
-                problems.require(not clashes, PEER_PORTS_DISTINCT, f" ({', '.join(clashes)})")
+                problems.require(not clashes, PEER_PORTS_DISTINCT, as_cel_list(clashes))
+        problems.raise_if_any()
+        return self
+
+    @model_validator(mode="after")
+    def _fits_template(self) -> Self:
+        ports = list(self.template.spec.serving_ports())
+        problems = ProblemCollector()
+        if self.service is not None:
+            named = {(port.name, port.effective_protocol) for port in ports if port.name}
+            missing = [
+                port.target_port
+                for port in self.service.ports
+                if isinstance(port.target_port, str)
+                and (port.target_port, port.protocol) not in named
+            ]
+            problems.require(not missing, TARGET_PORT_NAMED, as_cel_list(missing))
+        if self.category == "ActivePassive":
+            elector = self.active_passive_settings.elector_port
+            taken = any(
+                port.container_port == elector and port.effective_protocol == "TCP"
+                for port in ports
+            )
+            problems.require(not taken, ELECTOR_PORT_FREE, elector)
         problems.raise_if_any()
         return self
 
@@ -218,23 +302,30 @@ def _clashing_ports(peer_ports: list[PeerPort], service_ports: list[ServicePort]
 
 
 NAME_LENGTH = Rule(
-    f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+    f"self.size() <= {MAX_NAME_LENGTH}",
     f"must be at most {MAX_NAME_LENGTH} characters, so that the names of its children fit in 63",
     name="metadata.name",
+    detail=" (it has {})",
+    shows="self.size()",
 )
 NAME_DNS_1035 = Rule(
-    f"self.metadata.name.matches('{DNS_1035_LABEL}')",
+    f"self.matches('{DNS_1035_LABEL}')",
     "must be a DNS-1035 label: lowercase letters, digits and '-', starting with a letter and "
     "ending with a letter or digit",
     name="metadata.name",
 )
-ROOT_RULES = (NAME_LENGTH, NAME_DNS_1035)
+NAME_RULES = (NAME_LENGTH, NAME_DNS_1035)
+"""Rules on metadata.name, where the CRD's schema may constrain the name (and nothing else of the
+metadata): the API server's message then starts with `metadata.name:`."""
 
 
 class ObjectMeta(ApiModel, extra="allow"):
     """The parts of the HAService's metadata that rendering uses; the rest is kept as is."""
 
-    name: str = Field(description="Name of the HAService, also the name of its children.")
+    name: str = Field(
+        description=f"Name of the HAService, also the name of its children: a DNS-1035 label of "
+        f"at most {MAX_NAME_LENGTH} characters."
+    )
     namespace: str = Field("default", description="Namespace of the HAService and its children.")
     uid: str | None = Field(
         None, description="UID of the HAService: children get an owner reference."
@@ -244,7 +335,7 @@ class ObjectMeta(ApiModel, extra="allow"):
     @classmethod
     def _name_fits_children(cls, name: str) -> str:
         if len(name) > MAX_NAME_LENGTH:
-            raise ValueError(f"{NAME_LENGTH.reason} (it has {len(name)})")
+            raise ValueError(NAME_LENGTH.explain(len(name)))
         if re.fullmatch(DNS_1035_LABEL[1:-1], name) is None:
             raise ValueError(NAME_DNS_1035.reason)
         return name
@@ -285,6 +376,7 @@ def _plain(value: Any) -> Any:
 __all__ = [
     "API_VERSION",
     "KIND",
+    "MAX_REPLICAS",
     "ActivePassiveSpec",
     "ClusteredSpec",
     "Condition",

@@ -7,29 +7,77 @@ import re
 from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
+from pydantic.config import JsonDict
 
 from haoperator.api_workload import PeerPort, VolumeClaimTemplate, unique_port_names
 from haoperator.apitypes import (
-    INT32_MAX,
+    MAX_GRACE_SECONDS,
+    MAX_LEASE_SECONDS,
+    MAX_REPLICAS,
+    MAX_RESTARTS,
+    MAX_WINDOW_SECONDS,
     PERCENT,
+    QUALIFIED_NAME,
     ApiModel,
     IntOrString,
     ProblemCollector,
     Rule,
     cel_rules,
+    cel_string,
 )
+
+DEFAULT_ELECTOR_PORT = 8099
+MAX_NAME_PART = 63
+MAX_PREFIX = 253
 
 QUORUM_VALUE = Rule(
     "type(self) == int ? self >= 1 : self in ['Majority', 'All']",
     "must be Majority, All or an integer of at least 1",
     name="quorum",
+    detail=" (got {})",
+    shows="self",
 )
 MAX_UNAVAILABLE_VALUE = Rule(
     f"type(self) == int ? self >= 1 : self.matches('{PERCENT}')",
     "must be an integer of at least 1 or a percentage from 1% to 100%: "
     "a budget of 0 would block every node drain",
     name="maxUnavailable",
+    detail=" (got {})",
+    shows="self",
 )
+COUNT_BOUND: JsonDict = {"maximum": MAX_REPLICAS}
+"""The bound of an int-or-string that counts pods. A plain schema maximum applies to the number
+only, costs no CEL, and the API server's message shows the value."""
+
+
+def at_most_max_replicas(value: int | str) -> int | str:
+    """The models' side of COUNT_BOUND."""
+    if isinstance(value, int) and value > MAX_REPLICAS:
+        raise ValueError(f"must be at most {MAX_REPLICAS}")
+    return value
+
+
+TOPOLOGY_KEY = Rule(
+    f"self.matches({cel_string(QUALIFIED_NAME)}) && (self.contains('/') ?"
+    f" self.indexOf('/') <= {MAX_PREFIX} && self.size() - self.indexOf('/') <= {MAX_NAME_PART + 1}"
+    f" : self.size() <= {MAX_NAME_PART})",
+    f"must be a node label key: an optional DNS subdomain of at most {MAX_PREFIX} characters and "
+    f"'/', then at most {MAX_NAME_PART} letters, digits, '-', '_' or '.', starting and ending "
+    "with a letter or digit",
+    name="topologyKey",
+    detail=' (got "{}")',
+    shows="self",
+)
+
+
+def is_label_key(key: str) -> bool:
+    """Kubernetes' qualified name, as label keys are: what TOPOLOGY_KEY says in CEL."""
+    prefix, _, name = key.rpartition("/")
+    return (
+        re.fullmatch(QUALIFIED_NAME, key) is not None
+        and len(prefix) <= MAX_PREFIX
+        and len(name) <= MAX_NAME_PART
+    )
 
 
 class Placement(ApiModel):
@@ -44,10 +92,18 @@ class Placement(ApiModel):
     topology_key: str = Field(
         "kubernetes.io/hostname",
         min_length=1,
-        max_length=317,
+        max_length=MAX_PREFIX + 1 + MAX_NAME_PART,
         description="Node label whose values are the domains, e.g. kubernetes.io/hostname or "
         "topology.kubernetes.io/zone.",
+        json_schema_extra=cel_rules(TOPOLOGY_KEY),
     )
+
+    @field_validator("topology_key")
+    @classmethod
+    def _topology_key_is_a_label_key(cls, key: str) -> str:
+        if not is_label_key(key):
+            raise ValueError(TOPOLOGY_KEY.explain(key))
+        return key
 
 
 class Disruption(ApiModel):
@@ -56,19 +112,20 @@ class Disruption(ApiModel):
 
     max_unavailable: IntOrString = Field(
         1,
-        description="Replicas that may be down at once during drains: a number (at least 1) or a "
-        "percentage (at least 1%). Not used by Clustered, whose budget follows the quorum.",
-        json_schema_extra=cel_rules(MAX_UNAVAILABLE_VALUE),
+        description="Replicas that may be down at once during drains: a number (1 to "
+        f"{MAX_REPLICAS}) or a percentage (at least 1%). Not used by Clustered, whose budget "
+        "follows the quorum.",
+        json_schema_extra={**cel_rules(MAX_UNAVAILABLE_VALUE), **COUNT_BOUND},
     )
 
     @field_validator("max_unavailable")
     @classmethod
     def _leaves_drains_possible(cls, value: int | str) -> int | str:
         if isinstance(value, int) and value < 1:
-            raise ValueError(MAX_UNAVAILABLE_VALUE.reason)
+            raise ValueError(MAX_UNAVAILABLE_VALUE.explain(value))
         if isinstance(value, str) and re.fullmatch(PERCENT[1:-1], value) is None:
-            raise ValueError(MAX_UNAVAILABLE_VALUE.reason)
-        return value
+            raise ValueError(MAX_UNAVAILABLE_VALUE.explain(value))
+        return at_most_max_replicas(value)
 
 
 class ClusteredSpec(ApiModel):
@@ -79,7 +136,7 @@ class ClusteredSpec(ApiModel):
         description="Members that must be up for the cluster to work: Majority (floor(n/2)+1), "
         "All, or a number from 1 to replicas. Sets the PodDisruptionBudget's minAvailable and "
         "QuorumLost.",
-        json_schema_extra=cel_rules(QUORUM_VALUE),
+        json_schema_extra={**cel_rules(QUORUM_VALUE), **COUNT_BOUND},
     )
     pod_management_policy: Literal["Parallel", "OrderedReady"] = Field(
         "Parallel",
@@ -115,8 +172,8 @@ class ClusteredSpec(ApiModel):
         if (isinstance(value, int) and value < 1) or (
             isinstance(value, str) and value not in ("Majority", "All")
         ):
-            raise ValueError(QUORUM_VALUE.reason)
-        return value
+            raise ValueError(QUORUM_VALUE.explain(value))
+        return at_most_max_replicas(value)
 
     @field_validator("peer_ports")
     @classmethod
@@ -128,11 +185,15 @@ RENEW_BEFORE_LEASE = Rule(
     "self.renewDeadlineSeconds < self.leaseDurationSeconds",
     "must be less than leaseDurationSeconds",
     field="renewDeadlineSeconds",
+    detail=" ({})",
+    shows="self.leaseDurationSeconds",
 )
 RETRY_BEFORE_RENEW = Rule(
     "self.retryPeriodSeconds < self.renewDeadlineSeconds",
     "must be less than renewDeadlineSeconds",
     field="retryPeriodSeconds",
+    detail=" ({})",
+    shows="self.renewDeadlineSeconds",
 )
 
 
@@ -149,29 +210,31 @@ class ActivePassiveSpec(
     lease_duration_seconds: int = Field(
         5,
         ge=2,
-        le=3600,
-        description="How long a lease is valid without renewal: the failover time.",
+        le=MAX_LEASE_SECONDS,
+        description="How long a lease is valid without renewal: the failover time. At most "
+        f"{MAX_LEASE_SECONDS}.",
     )
     renew_deadline_seconds: int = Field(
         3,
         ge=1,
-        le=3600,
+        le=MAX_LEASE_SECONDS,
         description="How long the active pod keeps trying to renew before it gives the role up; "
         "less than leaseDurationSeconds, so it steps down before another pod can take over.",
     )
     retry_period_seconds: int = Field(
         1,
         ge=1,
-        le=3600,
+        le=MAX_LEASE_SECONDS,
         description="How often to try to acquire or renew; less than renewDeadlineSeconds.",
     )
     elector_port: int = Field(
-        8099,
+        DEFAULT_ELECTOR_PORT,
         ge=1024,
         le=65535,
         description="Port of the ha-elector sidecar in each pod: GET /healthz, and GET /leader "
-        "(200 on the active pod, 503 on standbys) for the application. Change it if the "
-        "application uses 8099.",
+        "(200 on the active pod, 503 on standbys) for the application. It must differ from the "
+        f"TCP ports of the template's containers: change it if the application uses "
+        f"{DEFAULT_ELECTOR_PORT}.",
     )
     preempt: bool = Field(
         False,
@@ -185,12 +248,12 @@ class ActivePassiveSpec(
         problems.require(
             self.renew_deadline_seconds < self.lease_duration_seconds,
             RENEW_BEFORE_LEASE,
-            f" ({self.lease_duration_seconds})",
+            self.lease_duration_seconds,
         )
         problems.require(
             self.retry_period_seconds < self.renew_deadline_seconds,
             RETRY_BEFORE_RENEW,
-            f" ({self.renew_deadline_seconds})",
+            self.renew_deadline_seconds,
         )
         problems.raise_if_any()
         return self
@@ -202,15 +265,18 @@ class RestartPolicy(ApiModel):
     max_restarts: int = Field(
         5,
         ge=0,
-        le=INT32_MAX,
-        description="Container restarts of one pod allowed within windowSeconds.",
+        le=MAX_RESTARTS,
+        description="Container restarts of one pod allowed within windowSeconds, at most "
+        f"{MAX_RESTARTS} (Kubernetes slows a crashing container to one restart every 5 minutes, "
+        "so more cannot happen within a day). For no limit, use onLimit Notify.",
     )
     window_seconds: int = Field(
         600,
         ge=1,
-        le=INT32_MAX,
+        le=MAX_WINDOW_SECONDS,
         description="The window restarts are counted in, like StartLimitIntervalSec or "
-        "pacemaker's failure-timeout.",
+        "pacemaker's failure-timeout; also how long a node is avoided. At most "
+        f"{MAX_WINDOW_SECONDS} (a day).",
     )
     on_limit: Literal["Migrate", "Notify"] = Field(
         "Migrate",
@@ -225,8 +291,9 @@ class NodeLossPolicy(ApiModel):
     grace_seconds: int = Field(
         60,
         ge=0,
-        le=INT32_MAX,
-        description="How long a node may be NotReady or Unknown before acting.",
+        le=MAX_GRACE_SECONDS,
+        description="How long a node may be NotReady or Unknown before acting. At most "
+        f"{MAX_GRACE_SECONDS} (an hour): Kubernetes itself evicts pods from such a node after 300.",
     )
     action: Literal["Wait", "ForceDelete"] = Field(
         "Wait",

@@ -68,6 +68,11 @@ class HAServiceStatus(StatusModel):
         None,
         description="Label selector of the pods, as a string (for the scale subresource and HPAs).",
     )
+    desired_replicas: int | None = Field(
+        None,
+        ge=0,
+        description="Pods wanted: spec.replicas, or the category's default when it is unset.",
+    )
     replicas: int | None = Field(None, ge=0, description="Pods that exist.")
     ready_replicas: int | None = Field(None, ge=0, description="Pods that are ready.")
     active_pod: str | None = Field(

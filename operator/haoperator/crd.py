@@ -16,12 +16,14 @@ from pydantic import BaseModel
 from haoperator.api import (
     GROUP,
     KIND,
-    ROOT_RULES,
+    NAME_RULES,
     VERSION,
     HAService,
     HAServiceSpec,
+    ObjectMeta,
 )
 from haoperator.api_status import HAServiceStatus
+from haoperator.apitypes import cel_rules
 from haoperator.yamlout import dump
 
 PLURAL = "haservices"
@@ -108,11 +110,21 @@ def _root_schema() -> Schema:
                 "type": "string",
             },
             "kind": {"description": "The kind of this object: HAService.", "type": "string"},
-            "metadata": {"type": "object"},
+            "metadata": {
+                "type": "object",
+                "properties": {
+                    "name": {
+                        "description": _description(
+                            ObjectMeta.model_fields["name"].description or ""
+                        ),
+                        "type": "string",
+                        **cel_rules(*NAME_RULES),
+                    }
+                },
+            },
             "spec": openapi_schema(HAServiceSpec),
             "status": openapi_schema(HAServiceStatus),
         },
-        "x-kubernetes-validations": [rule.as_cel() for rule in ROOT_RULES],
     }
 
 
@@ -126,8 +138,8 @@ PRINTER_COLUMNS = [
     {
         "name": "Replicas",
         "type": "integer",
-        "description": "Desired replicas (empty: the category's default).",
-        "jsonPath": ".spec.replicas",
+        "description": "Desired replicas, the category's default included.",
+        "jsonPath": ".status.desiredReplicas",
     },
     {
         "name": "Ready",

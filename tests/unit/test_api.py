@@ -124,7 +124,7 @@ def test_an_integer_quorum_must_fit_the_replicas_default_included() -> None:
 @pytest.mark.parametrize("quorum", [0, -1, "Half", "3"])
 def test_a_quorum_is_majority_all_or_a_positive_integer(quorum: int | str) -> None:
     assert problems(document("Clustered", clustered={"quorum": quorum})) == [
-        "spec.clustered.quorum: must be Majority, All or an integer of at least 1"
+        f"spec.clustered.quorum: must be Majority, All or an integer of at least 1 (got {quorum})"
     ]
 
 
@@ -133,7 +133,7 @@ def test_a_budget_that_blocks_drains_is_refused(budget: int | str) -> None:
     lines = problems(document(disruption={"maxUnavailable": budget}))
     assert lines == [
         "spec.disruption.maxUnavailable: must be an integer of at least 1 or a percentage from "
-        "1% to 100%: a budget of 0 would block every node drain"
+        f"1% to 100%: a budget of 0 would block every node drain (got {budget})"
     ]
 
 
@@ -158,7 +158,7 @@ def test_peer_ports_must_not_clash_with_service_ports() -> None:
     )
     assert problems(raw) == [
         "spec.clustered.peerPorts: must differ from the service ports in name and in port number "
-        "(mysql, x)"
+        '(clashing: ["mysql", "x"])'
     ]
 
 
@@ -295,3 +295,243 @@ def test_an_object_from_a_client_library_is_read_through_its_mapping_views() -> 
             return len(self._data)
 
     assert HAService.from_object(View(document("Clustered"))) == haservice("Clustered")
+
+
+def _pod(raw: dict[str, Any]) -> dict[str, Any]:
+    pod: dict[str, Any] = raw["spec"]["template"]["spec"]
+    return pod
+
+
+def _app(raw: dict[str, Any]) -> dict[str, Any]:
+    app: dict[str, Any] = _pod(raw)["containers"][0]
+    return app
+
+
+@pytest.mark.parametrize(
+    ("spec", "line"),
+    [
+        ({"replicas": 2147483647}, "spec.replicas: must be at most 1000"),
+        ({"disruption": {"maxUnavailable": 1001}},
+         "spec.disruption.maxUnavailable: must be at most 1000"),
+        ({"recovery": {"restart": {"maxRestarts": 1001}}},
+         "spec.recovery.restart.maxRestarts: must be at most 1000"),
+        ({"recovery": {"restart": {"windowSeconds": 86401}}},
+         "spec.recovery.restart.windowSeconds: must be at most 86400"),
+        ({"recovery": {"nodeLoss": {"graceSeconds": 3601}}},
+         "spec.recovery.nodeLoss.graceSeconds: must be at most 3600"),
+    ],
+)  # fmt: skip
+def test_counts_the_operator_passes_on_are_bounded(spec: dict[str, Any], line: str) -> None:
+    assert problems(document(**spec)) == [line]
+
+
+def test_the_bounds_themselves_are_accepted() -> None:
+    spec = haservice(
+        "Clustered",
+        replicas=1000,
+        clustered={"quorum": 1000},
+        recovery={"restart": {"maxRestarts": 1000, "windowSeconds": 86400},
+                  "nodeLoss": {"graceSeconds": 3600}},
+    ).spec  # fmt: skip
+    assert (spec.desired_replicas, spec.clustered_settings.quorum_size(1000)) == (1000, 1000)
+    assert haservice(disruption={"maxUnavailable": 1000}).spec.replicas is None
+
+
+def test_an_integer_quorum_is_bounded_like_the_replicas() -> None:
+    raw = document("Clustered", replicas=1000, clustered={"quorum": 1001})
+    assert problems(raw) == ["spec.clustered.quorum: must be at most 1000"]
+
+
+def test_container_names_are_unique_across_containers_and_init_containers() -> None:
+    raw = document()
+    _pod(raw)["containers"].append({"name": "app", "image": "docker.io/library/haproxy:2.9"})
+    assert problems(raw) == [
+        "spec.template.spec.containers: container names must be unique: app repeated"
+    ]
+    raw = document()
+    _pod(raw)["initContainers"] = [{"name": "app", "image": "docker.io/library/busybox:1.37"}]
+    assert problems(raw) == [
+        "spec.template.spec.initContainers: must not reuse the name of a container: a pod's "
+        'containers and init containers share one set of names (reused: ["app"])'
+    ]
+
+
+def test_volume_names_are_unique() -> None:
+    raw = document()
+    _pod(raw)["volumes"] = [{"name": "data", "emptyDir": {}}, {"name": "data", "emptyDir": {}}]
+    assert problems(raw) == [
+        "spec.template.spec.volumes: volume names must be unique: data repeated"
+    ]
+
+
+@pytest.mark.parametrize("category", ["LoadBalanced", "Clustered", "QueueWorker", "ActivePassive"])
+def test_the_elector_names_are_reserved_in_every_category(category: str) -> None:
+    raw = document(category)
+    _pod(raw)["initContainers"] = [{"name": "ha-elector", "image": "docker.io/library/busybox:1"}]
+    _pod(raw)["containers"].append({"name": "ha-elector", "image": "docker.io/library/busybox:1"})
+    _pod(raw)["volumes"] = [{"name": "ha-elector-token", "emptyDir": {}}]
+    reserved_container = (
+        "ha-elector is reserved: the operator adds its elector sidecar under that name"
+    )
+    assert problems(raw) == [
+        f"spec.template.spec.containers[1].name: {reserved_container}",
+        f"spec.template.spec.initContainers[0].name: {reserved_container}",
+        "spec.template.spec.volumes[0].name: ha-elector-token is reserved: the operator mounts "
+        "the elector's API token under that name",
+    ]
+
+
+@pytest.mark.parametrize("quantity", [1, 0.5, "250m", "0.5", "1Gi", "512Mi", "1e3", "+2", ".5"])
+def test_resource_quantities_are_kubernetes_quantities(quantity: float | str) -> None:
+    raw = document()
+    _app(raw)["resources"] = {"requests": {"cpu": quantity}, "limits": {"memory": quantity}}
+    container = HAService.model_validate(raw).spec.template.model_dump(exclude_unset=True)
+    assert container["spec"]["containers"][0]["resources"]["requests"] == {"cpu": quantity}
+
+
+@pytest.mark.parametrize(
+    ("quantity", "shown"),
+    [("lots", ' (got "lots")'), ("1 Gi", ' (got "1 Gi")'), (True, ""), ([1], "")],
+)
+def test_a_resource_that_is_not_a_quantity_is_refused(quantity: object, shown: str) -> None:
+    raw = document()
+    _app(raw)["resources"] = {"requests": {"cpu": quantity}}
+    assert problems(raw) == [
+        "spec.template.spec.containers[0].resources.requests.cpu: must be a Kubernetes quantity "
+        f"such as 500m, 2, 1.5 or 512Mi{shown}"
+    ]
+
+
+def test_container_ports_carry_a_port_name_kubernetes_takes() -> None:
+    raw = document()
+    _app(raw)["ports"] = [{"name": "HTTP", "containerPort": 80}]
+    assert problems(raw) == [
+        "spec.template.spec.containers[0].ports[0].name: must be a port name: lowercase letters, "
+        "digits and '-', with at least one letter, starting and ending with a letter or digit, "
+        "no '--'"
+    ]
+
+
+def test_the_rest_of_a_container_port_and_its_resources_is_kept() -> None:
+    raw = document()
+    _app(raw)["ports"] = [{"name": "http", "containerPort": 80, "hostPort": 8080}]
+    _app(raw)["resources"] = {"requests": {"cpu": 1}, "claims": [{"name": "gpu"}]}
+    dumped = HAService.model_validate(raw).spec.template.model_dump(exclude_unset=True)
+    assert dumped["spec"]["containers"][0]["ports"] == [
+        {"name": "http", "containerPort": 80, "hostPort": 8080}
+    ]
+    assert dumped["spec"]["containers"][0]["resources"]["claims"] == [{"name": "gpu"}]
+
+
+def test_service_port_numbers_are_unique_per_protocol() -> None:
+    ports = [{"name": "http", "port": 80}, {"name": "alt", "port": 80, "targetPort": 8080}]
+    assert problems(document(service={"ports": ports})) == [
+        "spec.service.ports: must not repeat a port number with the same protocol: the Service "
+        'would be refused (ports sharing one: ["http", "alt"])'
+    ]
+    dns = [{"name": "dns", "port": 53, "protocol": "UDP"}, {"name": "dns-tcp", "port": 53}]
+    assert len(haservice(service={"ports": dns}).spec.service.ports) == 2  # type: ignore[union-attr]
+
+
+def _serving(raw: dict[str, Any], ports: list[dict[str, Any]], **init: Any) -> dict[str, Any]:
+    """`raw` with `ports` on its container, or on an init container with `init`'s fields."""
+    if init:
+        _pod(raw)["initContainers"] = [
+            {"name": "proxy", "image": "docker.io/envoyproxy/envoy:v1.31", "ports": ports, **init}
+        ]
+    else:
+        _app(raw)["ports"] = ports
+    return raw
+
+
+TARGETS_NOTHING = (
+    "spec.service.ports: must give each targetPort as a number or as the name of a port (same "
+    "protocol) of the template's containers, or the Service sends traffic nowhere (no such port: "
+    '["web"])'
+)
+
+
+@pytest.mark.parametrize(
+    ("ports", "init", "protocol", "accepted"),
+    [
+        ([{"name": "web", "containerPort": 8080}], {}, "TCP", True),
+        ([{"name": "web", "containerPort": 8080}], {"restartPolicy": "Always"}, "TCP", True),
+        ([{"name": "web", "containerPort": 53, "protocol": "UDP"}], {}, "UDP", True),
+        ([{"name": "http", "containerPort": 8080}], {}, "TCP", False),
+        ([{"name": "web", "containerPort": 8080}], {"command": ["true"]}, "TCP", False),
+        ([{"name": "web", "containerPort": 8080}], {}, "UDP", False),
+    ],
+)  # fmt: skip
+def test_a_named_target_port_must_name_a_port_of_a_running_container(
+    ports: list[dict[str, Any]], init: dict[str, Any], protocol: str, accepted: bool
+) -> None:
+    service = {"ports": [{"name": "http", "port": 80, "targetPort": "web", "protocol": protocol}]}
+    raw = _serving(document(service=service), ports, **init)
+    if accepted:
+        HAService.model_validate(raw)
+    else:
+        assert problems(raw) == [TARGETS_NOTHING]
+
+
+def test_a_numeric_target_port_needs_no_container_port() -> None:
+    service = {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    assert haservice(service=service).spec.service is not None
+
+
+ELECTOR_PORT_TAKEN = (
+    "spec.activePassive.electorPort: must differ from the TCP ports of the template's containers: "
+    "the ha-elector sidecar listens on it in every pod ({} is taken)"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "ports", "init", "taken"),
+    [
+        ({}, [{"containerPort": 8099}], {}, 8099),
+        ({"activePassive": {"electorPort": 9000}}, [{"containerPort": 9000}], {}, 9000),
+        ({}, [{"containerPort": 8099}], {"restartPolicy": "Always"}, 8099),
+        ({"activePassive": {"electorPort": 9000}}, [{"containerPort": 8099}], {}, None),
+        ({}, [{"containerPort": 8099, "protocol": "UDP"}], {}, None),
+        ({}, [{"containerPort": 8099}], {"command": ["true"]}, None),
+    ],
+)  # fmt: skip
+def test_the_elector_port_must_not_clash_with_a_running_container(
+    settings: dict[str, Any], ports: list[dict[str, Any]], init: dict[str, Any], taken: int | None
+) -> None:
+    raw = _serving(document("ActivePassive", **settings), ports, **init)
+    if taken is None:
+        HAService.model_validate(raw)
+    else:
+        assert problems(raw) == [ELECTOR_PORT_TAKEN.format(taken)]
+
+
+def test_the_elector_port_matters_only_with_active_passive() -> None:
+    raw = _serving(document("LoadBalanced"), [{"containerPort": 8099}])
+    assert HAService.model_validate(raw).spec.category == "LoadBalanced"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["kubernetes.io/hostname", "topology.kubernetes.io/zone", "rack", "Rack_1.a",
+     "example.com/" + "x" * 63, "a" * 253 + "/zone"],
+)  # fmt: skip
+def test_label_keys_are_topology_keys(key: str) -> None:
+    assert haservice(placement={"topologyKey": key}).spec.placement.topology_key == key
+
+
+@pytest.mark.parametrize(
+    "key", ["not a key!", "a/b/c", "/zone", "example.com/", "-rack", "x" * 64,
+            "example.com/" + "x" * 64, "a" * 254 + "/zone", "Example.com/zone"],
+)  # fmt: skip
+def test_a_topology_key_that_is_no_label_key_is_refused(key: str) -> None:
+    assert problems(document(placement={"topologyKey": key})) == [
+        "spec.placement.topologyKey: must be a node label key: an optional DNS subdomain of at "
+        "most 253 characters and '/', then at most 63 letters, digits, '-', '_' or '.', starting "
+        f'and ending with a letter or digit (got "{key}")'
+    ]
+
+
+def test_status_carries_the_effective_desired_replicas() -> None:
+    status = HAServiceStatus.model_validate({"desiredReplicas": 3, "replicas": 1})
+    assert status.desired_replicas == 3
+    assert status.model_dump(exclude_none=True)["desiredReplicas"] == 3

@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from haoperator.api import MAX_REPLICAS
+from haoperator.apitypes import QUANTITY
 from haoperator.crd import crd_yaml, custom_resource_definition
 from tests.support import REPO
 
@@ -74,8 +76,8 @@ def test_the_schema_is_structural() -> None:
         if "anyOf" in node:
             assert node.get("x-kubernetes-int-or-string") is True, path
             assert node["anyOf"] == [{"type": "integer"}, {"type": "string"}], path
-        else:
-            assert "type" in node, path
+        elif "type" not in node:
+            assert node.get("x-kubernetes-preserve-unknown-fields") is True, path
         assert node.get("default", 0) is not None, path
 
 
@@ -145,6 +147,80 @@ def test_lists_that_cel_rules_iterate_are_bounded() -> None:
     spec = _spec()["properties"]
     assert spec["service"]["properties"]["ports"]["maxItems"] <= 32
     assert spec["clustered"]["properties"]["peerPorts"]["maxItems"] <= 32
+    pod = spec["template"]["properties"]["spec"]["properties"]
+    for containers in ("containers", "initContainers"):
+        assert pod[containers]["maxItems"] <= 32
+        assert pod[containers]["items"]["properties"]["ports"]["maxItems"] <= 64
+    assert pod["volumes"]["maxItems"] <= 256
+
+
+def _rules(schema: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, node in _walk(schema):
+        for rule in node.get("x-kubernetes-validations", []):
+            yield path, rule
+
+
+def test_every_rule_is_reported_as_forbidden_so_the_server_shows_no_type_as_the_value() -> None:
+    """With the default reason the API server prints `Invalid value: "object"`."""
+    rules = list(_rules(_root()))
+    assert len(rules) >= 20
+    for path, rule in rules:
+        assert rule["reason"] == "FieldValueForbidden", path
+
+
+def test_message_expressions_format_the_value_into_the_static_message() -> None:
+    """format() rather than `+ string(...)`, whose cost estimate the API server refuses; the
+    static message stays the fallback and starts the same way."""
+    formatted = [(path, rule) for path, rule in _rules(_root()) if "messageExpression" in rule]
+    assert len(formatted) >= 10
+    for path, rule in formatted:
+        expression = rule["messageExpression"]
+        assert expression.startswith('"' + rule["message"].replace("%", "%%")), path
+        assert ".format([" in expression, path
+        assert "string(" not in expression, path
+
+
+def test_counts_are_bounded_by_what_an_ha_service_needs() -> None:
+    spec = _spec()["properties"]
+    recovery = spec["recovery"]["properties"]
+    bounds = {
+        "replicas": spec["replicas"],
+        "quorum": spec["clustered"]["properties"]["quorum"],
+        "maxUnavailable": spec["disruption"]["properties"]["maxUnavailable"],
+        "maxRestarts": recovery["restart"]["properties"]["maxRestarts"],
+        "windowSeconds": recovery["restart"]["properties"]["windowSeconds"],
+        "graceSeconds": recovery["nodeLoss"]["properties"]["graceSeconds"],
+        "leaseDurationSeconds": spec["activePassive"]["properties"]["leaseDurationSeconds"],
+    }
+    assert {name: node["maximum"] for name, node in bounds.items()} == {
+        "replicas": MAX_REPLICAS,
+        "quorum": MAX_REPLICAS,
+        "maxUnavailable": MAX_REPLICAS,
+        "maxRestarts": 1000,
+        "windowSeconds": 86400,
+        "graceSeconds": 3600,
+        "leaseDurationSeconds": 3600,
+    }
+    assert MAX_REPLICAS == 1000
+    assert "at most 1000" in spec["replicas"]["description"]
+
+
+def test_resource_quantities_are_checked_by_kubernetes_pattern_and_take_numbers() -> None:
+    """Not int-or-string, which refuses `cpu: 0.5` that a Deployment takes."""
+    container = _spec()["properties"]["template"]["properties"]["spec"]["properties"]["containers"][
+        "items"
+    ]
+    resources = container["properties"]["resources"]["properties"]
+    for kind in ("requests", "limits"):
+        quantity = resources[kind]["additionalProperties"]
+        assert quantity == {"x-kubernetes-preserve-unknown-fields": True, "pattern": QUANTITY}
+
+
+def test_names_in_the_pod_are_keys_the_server_keeps_unique() -> None:
+    pod = _spec()["properties"]["template"]["properties"]["spec"]["properties"]
+    for name in ("containers", "initContainers", "volumes"):
+        assert pod[name]["x-kubernetes-list-type"] == "map", name
+        assert pod[name]["x-kubernetes-list-map-keys"] == ["name"], name
 
 
 def test_cross_field_rules_point_at_the_field_and_name_it() -> None:
@@ -155,11 +231,15 @@ def test_cross_field_rules_point_at_the_field_and_name_it() -> None:
         assert rule["message"].startswith(field + " ")
 
 
-def test_the_name_rules_sit_at_the_root() -> None:
-    rules = [rule["rule"] for rule in _root()["x-kubernetes-validations"]]
-    assert rules == [
-        "self.metadata.name.size() <= 52",
-        "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+def test_the_name_rules_sit_on_metadata_name() -> None:
+    """The one place the CRD may constrain metadata; the message then names `metadata.name`
+    instead of `<nil>`."""
+    assert "x-kubernetes-validations" not in _root()
+    name = _root()["properties"]["metadata"]["properties"]["name"]
+    assert name["type"] == "string"
+    assert [rule["rule"] for rule in name["x-kubernetes-validations"]] == [
+        "self.size() <= 52",
+        "self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
     ]
 
 
@@ -187,7 +267,7 @@ def test_printer_columns() -> None:
     }
     assert columns == {
         "Category": ".spec.category",
-        "Replicas": ".spec.replicas",
+        "Replicas": ".status.desiredReplicas",
         "Ready": ".status.readyReplicas",
         "Active": ".status.activePod",
         "Status": '.status.conditions[?(@.type=="Ready")].reason',

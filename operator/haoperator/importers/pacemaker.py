@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from haoperator.apitypes import INT32_MAX
+from haoperator.apitypes import MAX_RESTARTS, MAX_WINDOW_SECONDS
 from haoperator.importers.cib import Cib, Op, Resource, parse
 from haoperator.importers.common import (
     Options,
@@ -313,9 +313,10 @@ class _Importer:
         timeout = meta.get("failure-timeout")
         window = None
         if timeout and number(timeout) != 0:
-            window = min(whole_seconds(_seconds(timeout, f"{subject}: failure-timeout")), INT32_MAX)
+            seconds = whole_seconds(_seconds(timeout, f"{subject}: failure-timeout"))
+            window = min(seconds, MAX_WINDOW_SECONDS)
         if threshold is not None and threshold > 0:
-            threshold = min(threshold, INT32_MAX)
+            threshold = min(threshold, MAX_RESTARTS + 1)
             plan.restart = {
                 "maxRestarts": threshold - 1,
                 "windowSeconds": window or 600,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from haoperator.apitypes import INT32_MAX
+from haoperator.apitypes import MAX_REPLICAS
 from haoperator.importers.cib import Cib, Constraint, Resource
 from haoperator.importers.common import Report
 from haoperator.importers.known import (
@@ -197,7 +197,7 @@ def decide_category(
         copies, source = nodes, f"the {nodes} cluster nodes"
     else:
         copies, source = 2, "a default: the CIB names no nodes"
-    copies = min(max(copies, 1), INT32_MAX)
+    copies = min(max(copies, 1), MAX_REPLICAS)
     replicas = f"{copies} replicas from {source}"
     if agents:
         return "Clustered", copies, f"Clustered: agent {agents[0]} forms a cluster; {replicas}"

@@ -24,7 +24,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from haoperator.apitypes import INT32_MAX
+from haoperator.apitypes import MAX_RESTARTS, MAX_WINDOW_SECONDS
 from haoperator.importers.common import (
     Options,
     Report,
@@ -299,7 +299,9 @@ class _Importer:
         seconds = 10.0
         if interval is not None:
             try:
-                seconds = INT32_MAX if interval.value == "infinity" else duration(interval.value)
+                seconds = (
+                    MAX_WINDOW_SECONDS if interval.value == "infinity" else duration(interval.value)
+                )
             except ValueError:
                 raise Unreadable(
                     f"line {interval.line}", f"{interval.key}= is not a time span"
@@ -311,8 +313,8 @@ class _Importer:
                 f"StartLimitAction={action.value}: onLimit Migrate moves the pod instead",
             )
         limit = {
-            "maxRestarts": min(int(burst.value), INT32_MAX) if burst is not None else 5,
-            "windowSeconds": min(whole_seconds(seconds), INT32_MAX),
+            "maxRestarts": min(int(burst.value), MAX_RESTARTS) if burst is not None else 5,
+            "windowSeconds": min(whole_seconds(seconds), MAX_WINDOW_SECONDS),
             "onLimit": "Migrate",
         }
         if seconds == 0:
