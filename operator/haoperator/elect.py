@@ -118,9 +118,8 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
     _Probes.elector = elector
     server = ThreadingHTTPServer((args.bind, args.port), _Probes)
     threading.Thread(target=server.serve_forever, daemon=True, name="probes").start()
-    threading.Thread(
-        target=elector.watch_lease, args=(api,), daemon=True, name="lease-watch"
-    ).start()
+    for name, follow in (("lease-watch", elector.watch_lease), ("pod-watch", elector.watch_pod)):
+        threading.Thread(target=follow, args=(api,), daemon=True, name=name).start()
 
     def stop(signum: int, _: Any) -> None:
         elector.stop.set()

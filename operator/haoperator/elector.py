@@ -1,12 +1,23 @@
 """`haoperator elect`: the ha-elector sidecar, pacemaker's and keepalived's job done with a Lease.
 
 It contends for the Lease `<name>` with optimistic concurrency (resourceVersion) and watches it,
-so a release or an expiry is acted on at once rather than at the next poll. On winning it first
-removes the `active` role from every other pod of the service (fencing at the API), then labels
-its own pod active, recording the takeover on the Lease. While leading it renews every retry
-period; if it cannot renew within the renew deadline it labels itself standby at once. On
-SIGTERM it labels itself standby and releases the Lease so a standby takes over immediately.
-GET /healthz and GET /leader (200 when leader, 503 otherwise) serve the application.
+so a release or an expiry is acted on at once rather than at the next poll. It contends only for
+a Lease labelled as ours (`haoperator.dev/service=<name>`, managed by haoperator): one of that
+name without those labels belongs to someone else and is never written.
+
+Winning the Lease is not leading yet: it first removes the `active` role from every other pod of
+the service (fencing at the API), then labels its own pod active, and only when both succeeded
+does it lead (GET /leader 200). If either fails it keeps the Lease and retries the whole
+acquisition every retry period (see election.py), so /leader never says 200 while the Service
+routes elsewhere or nowhere.
+
+It also watches its own pod, so the role label is a level it keeps true without a request per
+renew: a leader puts `active` back (after a `kubectl label pod … role-`, say) and anyone else puts
+`standby` back over a stray `active`. While leading it renews every retry period; if it cannot
+renew within the renew deadline it labels itself standby at once. On SIGTERM it labels itself
+standby and releases the Lease so a standby takes over immediately. GET /healthz and GET /leader
+(200 when leader, 503 otherwise) serve the application. Failures are logged once per change of
+error, not every retry period.
 """
 
 from __future__ import annotations
@@ -21,14 +32,30 @@ from typing import Any
 import structlog
 from kubernetes import client, watch
 
-from haoperator.election import Action, Observed, Timing, decide, leading, preferred
+from haoperator.election import (
+    ACTIVE,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    SERVICE_LABEL,
+    STANDBY,
+    Action,
+    Observed,
+    Timing,
+    decide,
+    foreign,
+    leading,
+    preferred,
+    role_to_write,
+    takeover,
+)
 from haoperator.kube import ApiError, Kube
 
 ROLE_LABEL = "haoperator.dev/role"
-SERVICE_LABEL = "haoperator.dev/service"
 FAILOVER_ANNOTATION = "haoperator.dev/last-failover"
 HANDOVER_ANNOTATION = "haoperator.dev/handover-to"
+RELEASED_BY_ANNOTATION = "haoperator.dev/released-by"
 FIELD_MANAGER = "ha-elector"
+WATCH_SECONDS = 60
 log = structlog.get_logger("haoperator.elector")
 
 
@@ -56,6 +83,19 @@ def _same_version(record: dict[str, Any], than: dict[str, Any]) -> bool:
     return version is not None and version == than["metadata"].get("resourceVersion")
 
 
+def _known(record: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """Already seen, or older (a slow watch behind a fresh write or its answer)."""
+    return old is not None and (_older(record, old) or _same_version(record, old))
+
+
+def _controller(meta: dict[str, Any]) -> dict[str, Any] | None:
+    return next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+
+
+def _role(pod: dict[str, Any] | None) -> str | None:
+    return ((pod or {}).get("metadata", {}).get("labels") or {}).get(ROLE_LABEL)
+
+
 class Elector:
     def __init__(
         self,
@@ -71,20 +111,44 @@ class Elector:
         self.kube = kube
         self.namespace, self.pod, self.lease_name = namespace, pod, lease
         self.timing, self.preempt, self.clock = timing, preempt, clock
-        self.is_leader = False
+        self.is_leader = False  # only once fenced and labelled, never on the Lease write alone
         self.last_renew = float("-inf")
         self.record: dict[str, Any] | None = None
         self.observed: Observed | None = None
+        self.own: dict[str, Any] | None = None  # newest copy of our pod: watch, GET or PATCH
+        self.own_synced = False  # the pod watch follows it now, so `own` is current
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stop = threading.Event()
         self.log = log.bind(namespace=namespace, pod=pod, lease=lease)
+        self._troubles: dict[str, str] = {}
+        self._troubles_lock = threading.Lock()
 
     # -- what the application asks ---------------------------------------------------------
 
     def leader_now(self) -> bool:
         with self.lock:
             return leading(self.is_leader, self.last_renew, self.clock(), self.timing)
+
+    # -- failures, logged once per change ------------------------------------------------------
+
+    def _failed(
+        self, what: str, message: str, error: object = None, *, level: str = "warning"
+    ) -> None:
+        """Log `message` once while the same error repeats: retried every retry period, it would
+        otherwise bury everything else (and a changed error is news again)."""
+        text = f"{message}: {error}"
+        with self._troubles_lock:
+            if self._troubles.get(what) == text:
+                return
+            self._troubles[what] = text
+        getattr(self.log, level)(message, **({} if error is None else {"error": str(error)}))
+
+    def _recovered(self, what: str, message: str) -> None:
+        with self._troubles_lock:
+            was = self._troubles.pop(what, None)
+        if was is not None:
+            self.log.info(message)
 
     # -- the Lease as seen -----------------------------------------------------------------
 
@@ -93,6 +157,15 @@ class Elector:
         Only news wakes the loop: our own writes echo back through the watch."""
         with self.lock:
             news = self._observe(record)
+            why = self.observed.foreign if self.observed else None
+        if why:
+            self._failed(
+                "ownership",
+                f"the Lease {self.lease_name} is not ours ({why}): leaving it alone, standing by; "
+                "the HAService reports NameConflict",
+            )
+        else:
+            self._recovered("ownership", "the Lease is ours again: contending")
         if news:
             self.wake.set()
 
@@ -102,26 +175,52 @@ class Elector:
             self.record, self.observed = None, None
             return news
         old = self.record
-        if old is not None and (_older(record, old) or _same_version(record, old)):
-            return False  # already known, or older (a slow watch behind a fresh write)
+        if _known(record, old):
+            return False
         spec = record.get("spec") or {}
         changed = old is None or (old.get("spec") or {}) != spec
         observed_at = (
             self.clock() if changed or self.observed is None else self.observed.observed_at
         )
+        meta = record["metadata"]
         self.record = record
         self.observed = Observed(
             holder=spec.get("holderIdentity") or None,
             lease_duration=float(spec.get("leaseDurationSeconds") or self.timing.lease_duration),
             observed_at=observed_at,
-            handover_to=(record["metadata"].get("annotations") or {}).get(HANDOVER_ANNOTATION),
+            handover_to=(meta.get("annotations") or {}).get(HANDOVER_ANNOTATION),
+            foreign=foreign(meta.get("labels") or {}, self.lease_name, _controller(meta)),
         )
         return True
+
+    # -- our pod as seen -------------------------------------------------------------------
+
+    def observe_pod(self, pod: dict[str, Any] | None) -> None:
+        """Take our own pod from the watch or from a PATCH's answer. A change of its role label
+        wakes the loop, which puts the right one back (see keep_role)."""
+        with self.lock:
+            old = self.own
+            if pod is not None and _known(pod, old):
+                return
+            self.own = pod
+        if _role(pod) != _role(old):
+            self.wake.set()
+
+    def read_pod(self) -> None:
+        """Read our pod before (re)starting its watch: from then on the copy is current."""
+        self.observe_pod(self.kube.get("Pod", self.namespace, self.pod))
+        with self.lock:
+            self.own_synced = True
+
+    def _pod_unsynced(self) -> None:
+        with self.lock:
+            self.own_synced = False
 
     # -- one step ---------------------------------------------------------------------------
 
     def step(self) -> float:
-        """Act once; returns how long to wait before the next step."""
+        """Act once, then keep our pod's role label right; returns how long to wait before the
+        next step."""
         with self.lock:
             decision = decide(
                 self.pod,
@@ -131,9 +230,10 @@ class Elector:
                 now=self.clock(),
                 timing=self.timing,
             )
+        wait = decision.wait
         try:
             if decision.action is Action.STEP_DOWN:
-                self.step_down("renew deadline passed or the Lease moved on")
+                self.step_down("renew deadline passed, or the Lease moved on or is not ours")
             elif decision.action is Action.CREATE:
                 self.create()
             elif decision.action is Action.ACQUIRE:
@@ -141,22 +241,35 @@ class Elector:
             elif decision.action is Action.RENEW:
                 self.renew()
         except ApiError as exc:
-            if exc.status == 409:
-                self.refresh()
-            else:
-                self.log.warning("API call failed", error=str(exc))
-            return (
-                min(decision.wait, self.timing.retry_period)
-                if decision.wait
-                else self.timing.retry_period
+            wait = self._lease_refused(decision.action, exc, decision.wait)
+        self.keep_role()
+        return wait
+
+    def _lease_refused(self, action: Action, exc: ApiError, wait: float) -> float:
+        if exc.status == 409:
+            try:
+                self.refresh()  # our copy was stale or someone created it first: read it
+            except ApiError as again:
+                self._failed("lease", "could not read the Lease", again)
+        elif action is Action.CREATE and exc.status == 403:
+            # The operator creates the Lease (its Role for the electors no longer grants
+            # create); the watch wakes us when it appears, so do not knock every second.
+            self._failed(
+                "lease",
+                "may not create the Lease: waiting for the operator to create it",
+                exc,
+                level="info",
             )
-        return decision.wait
+            return self.timing.lease_duration
+        else:
+            self._failed("lease", "could not write the Lease", exc)
+        return min(wait, self.timing.retry_period) if wait else self.timing.retry_period
 
     def refresh(self) -> None:
         self.observe(self.kube.get("Lease", self.namespace, self.lease_name))
 
     def create(self) -> None:
-        before = self.clock()
+        """A missing Lease: create it, labelled as ours (normally the operator already has)."""
         now = micro_time()
         body = {
             "apiVersion": "coordination.k8s.io/v1",
@@ -164,10 +277,7 @@ class Elector:
             "metadata": {
                 "name": self.lease_name,
                 "namespace": self.namespace,
-                "labels": {
-                    SERVICE_LABEL: self.lease_name,
-                    "app.kubernetes.io/managed-by": "haoperator",
-                },
+                "labels": {SERVICE_LABEL: self.lease_name, MANAGED_BY_LABEL: MANAGED_BY},
             },
             "spec": {
                 "holderIdentity": self.pod,
@@ -177,33 +287,29 @@ class Elector:
                 "leaseTransitions": 0,
             },
         }
-        created = self.kube.request(
-            "POST", f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases", body
-        )
-        self._won(created, before, previous=None, lost_at=None)
+        path = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
+        self._take(lambda: self.kube.request("POST", path, body), previous=None)
 
     def acquire(self) -> None:
         with self.lock:
             record = self.record
         if record is None:
             return
-        before = self.clock()
         spec = dict(record.get("spec") or {})
-        previous = spec.get("holderIdentity") or (record["metadata"].get("annotations") or {}).get(
-            "haoperator.dev/released-by"
+        annotations = dict(record["metadata"].get("annotations") or {})
+        annotations.pop(HANDOVER_ANNOTATION, None)
+        taken = takeover(
+            self.pod,
+            spec.get("holderIdentity") or None,
+            annotations.pop(RELEASED_BY_ANNOTATION, None),
+            int(spec.get("leaseTransitions") or 0),
         )
         lost_at = parse_time(spec.get("renewTime"))
         now = micro_time()
-        transitions = int(spec.get("leaseTransitions") or 0) + (
-            1 if previous and previous != self.pod else 0
-        )
-        annotations = dict(record["metadata"].get("annotations") or {})
-        annotations.pop(HANDOVER_ANNOTATION, None)
-        annotations.pop("haoperator.dev/released-by", None)
-        if previous and previous != self.pod and lost_at is not None:
+        if taken.failover_from and lost_at is not None:
             annotations[FAILOVER_ANNOTATION] = json.dumps(
                 {
-                    "from": previous,
+                    "from": taken.failover_from,
                     "to": self.pod,
                     "time": now,
                     "seconds": round(max(time.time() - lost_at, 0.0), 3),
@@ -217,27 +323,51 @@ class Elector:
                 **spec,
                 "holderIdentity": self.pod,
                 "leaseDurationSeconds": int(self.timing.lease_duration),
-                "acquireTime": now,
+                "acquireTime": (spec.get("acquireTime") if taken.retake else None) or now,
                 "renewTime": now,
-                "leaseTransitions": transitions,
+                "leaseTransitions": taken.transitions,
             },
         }
-        updated = self.kube.request("PUT", self._lease_path(), body)
-        self._won(updated, before, previous=previous, lost_at=lost_at)
+        self._take(
+            lambda: self.kube.request("PUT", self._lease_path(), body),
+            previous=taken.failover_from,
+        )
 
-    def _won(
-        self, record: dict[str, Any], before: float, *, previous: str | None, lost_at: float | None
-    ) -> None:
+    def _take(self, write: Callable[[], dict[str, Any]], *, previous: str | None) -> None:
+        """Write the Lease (an ApiError goes to the caller), then fence, then label: lead only
+        when all three succeeded within the renew deadline of the write. Otherwise the Lease
+        names us while we do not lead, so the next step acquires again (see election.decide)."""
+        before = self.clock()
+        record = write()
         with self.lock:
             self._observe(record)
-            self.is_leader = True
-            self.last_renew = before
-        # Fence first: no other pod may keep the active role, then take it.
-        self.fence()
-        if not self.leader_now():
-            return  # paused while fencing: the next step steps down
-        self.label("active")
+        self._recovered("lease", "the Lease can be written again")
+        if not self._try(
+            "fence", self.fence, "could not fence the other active pods: not leading until it can"
+        ):
+            return
+        if not leading(True, before, self.clock(), self.timing):
+            return  # paused while fencing: the Lease may be another's by now
+        if not self._try(
+            f"label {ACTIVE}",
+            lambda: self.label(ACTIVE),
+            "could not label this pod active: not leading until it can",
+        ):
+            return
+        with self.lock:
+            if not leading(True, before, self.clock(), self.timing):
+                return  # the label took too long: keep_role takes it back, the next step retries
+            self.is_leader, self.last_renew = True, before
         self.log.info("leader elected", previous=previous)
+
+    def _try(self, what: str, action: Callable[[], object], message: str) -> bool:
+        try:
+            action()
+        except ApiError as exc:
+            self._failed(what, message, exc)
+            return False
+        self._recovered(what, f"{what} works again")
+        return True
 
     def renew(self) -> None:
         with self.lock:
@@ -250,8 +380,9 @@ class Elector:
         with self.lock:
             self._observe(updated)
             self.last_renew = before
+        self._recovered("lease", "the Lease can be written again")
         if self.preempt:
-            self.maybe_hand_over()
+            self._try("handover", self.maybe_hand_over, "could not look for a preferred pod")
 
     def maybe_hand_over(self) -> None:
         """preempt: if an older ready pod exists, release the Lease to it."""
@@ -273,25 +404,26 @@ class Elector:
             self.release(handover_to=best)
 
     def step_down(self, why: str) -> None:
+        """Stop leading; the caller's keep_role labels the pod standby."""
         with self.lock:
             was = self.is_leader
             self.is_leader = False
         if was:
             self.log.warning("stepping down", reason=why)
-        self.label("standby")
 
     def release(self, handover_to: str | None = None) -> None:
         """Stand down and give the Lease up so a standby takes it now, not when it expires."""
         self.step_down("releasing the Lease")
+        self.keep_role()
         self._give_up_lease(handover_to, attempts=3)
 
     def _give_up_lease(self, handover_to: str | None, attempts: int) -> None:
         with self.lock:
-            record = self.record
-        if record is None or (record.get("spec") or {}).get("holderIdentity") != self.pod:
+            record, observed = self.record, self.observed
+        if record is None or observed is None or observed.foreign or observed.holder != self.pod:
             return
         annotations = dict(record["metadata"].get("annotations") or {})
-        annotations["haoperator.dev/released-by"] = self.pod
+        annotations[RELEASED_BY_ANNOTATION] = self.pod
         if handover_to:
             annotations[HANDOVER_ANNOTATION] = handover_to
         body = {
@@ -306,43 +438,67 @@ class Elector:
         try:
             self.observe(self.kube.request("PUT", self._lease_path(), body))
         except ApiError as exc:
-            if exc.status == 409 and attempts > 1:
-                # Our copy was stale (a renew we did not see back yet): read it and try again,
-                # or the standby waits out the whole lease.
-                self.refresh()
-                self._give_up_lease(handover_to, attempts - 1)
-            else:
+            if exc.status != 409 or attempts <= 1:
                 self.log.warning("could not release the Lease", error=str(exc))
+                return
+            # Our copy was stale (a renew we did not see back yet): read it and try again, or
+            # the standby waits out the whole lease.
+            try:
+                self.refresh()
+            except ApiError as again:
+                self.log.warning("could not release the Lease", error=str(again))
+                return
+            self._give_up_lease(handover_to, attempts - 1)
 
     # -- pods ---------------------------------------------------------------------------------
 
+    def keep_role(self) -> None:
+        """Make our pod's role label what it should be now (election.role_to_write): `active`
+        only while leading at this very moment, `standby` otherwise.
+
+        A leader that cannot put its label back stays the leader (it holds the Lease: nobody
+        else may act), warns, and the operator reports the pod as Degraded; it tries again at
+        the next step.
+        """
+        leader = self.leader_now()
+        with self.lock:
+            role = role_to_write(leader, _role(self.own), synced=self.own_synced)
+        if role is None:
+            return
+        message = (
+            "could not restore this pod's active label: the Service routes to no pod until it can"
+            if role == ACTIVE
+            else "could not label this pod standby"
+        )
+        self._try(f"label {role}", lambda: self.label(role), message)
+
     def label(self, role: str) -> None:
-        patch = {"metadata": {"labels": {ROLE_LABEL: role}}}
-        try:
-            self.kube.request(
-                "PATCH",
-                f"/api/v1/namespaces/{self.namespace}/pods/{self.pod}",
-                patch,
-                content_type="application/merge-patch+json",
-                query={"fieldManager": FIELD_MANAGER},
-            )
-        except ApiError as exc:
-            self.log.warning("could not label the pod", role=role, error=str(exc))
+        self.observe_pod(self._set_role(self.pod, role))
+
+    def _set_role(self, pod: str, role: str) -> dict[str, Any]:
+        return self.kube.request(
+            "PATCH",
+            f"/api/v1/namespaces/{self.namespace}/pods/{pod}",
+            {"metadata": {"labels": {ROLE_LABEL: role}}},
+            content_type="application/merge-patch+json",
+            query={"fieldManager": FIELD_MANAGER},
+        )
 
     def fence(self) -> None:
-        selector = f"{SERVICE_LABEL}={self.lease_name},{ROLE_LABEL}=active"
+        """Remove `active` from every other pod of the service; an ApiError means not fenced.
+        A pod deleted meanwhile (404) is fenced: nothing routes to it any more."""
+        selector = f"{SERVICE_LABEL}={self.lease_name},{ROLE_LABEL}={ACTIVE}"
         for pod in self.kube.list("Pod", self.namespace, selector):
             name = pod["metadata"]["name"]
             if name == self.pod:
                 continue
-            self.kube.request(
-                "PATCH",
-                f"/api/v1/namespaces/{self.namespace}/pods/{name}",
-                {"metadata": {"labels": {ROLE_LABEL: "standby"}}},
-                content_type="application/merge-patch+json",
-                query={"fieldManager": FIELD_MANAGER},
-            )
-            self.log.info("fenced the previous active pod", fenced=name)
+            try:
+                self._set_role(name, STANDBY)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+            else:
+                self.log.info("fenced the previous active pod", fenced=name)
 
     def _lease_path(self) -> str:
         return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{self.lease_name}"
@@ -351,26 +507,65 @@ class Elector:
 
     def watch_lease(self, api: client.ApiClient) -> None:
         """Follow the Lease so a release or an expiry is seen at once."""
-        coordination = client.CoordinationV1Api(api)
+        leases = client.CoordinationV1Api(api).list_namespaced_lease
+        self._follow("lease", self.lease_name, leases, self.refresh, self.observe)
+
+    def watch_pod(self, api: client.ApiClient) -> None:
+        """Follow our own pod, so its role label is known without a request per renew."""
+        pods = client.CoreV1Api(api).list_namespaced_pod
+        self._follow(
+            "pod", self.pod, pods, self.read_pod, self.observe_pod, lost=self._pod_unsynced
+        )
+
+    def _follow(
+        self,
+        what: str,
+        name: str,
+        lister: Callable[..., Any],
+        read: Callable[[], None],
+        take: Callable[[dict[str, Any] | None], None],
+        *,
+        lost: Callable[[], None] | None = None,
+    ) -> None:
+        """Read one object, then watch it, again and again: the watch must outlive API hiccups.
+        The read timeout outlasts the server's own end of the watch, so a connection that died
+        silently is noticed instead of leaving a copy believed current forever."""
+        while not self.stop.is_set():
+            try:
+                read()
+                self._recovered(f"{what} watch", f"{what} watch works again")
+                stream = watch.Watch().stream(
+                    lister,
+                    self.namespace,
+                    field_selector=f"metadata.name={name}",
+                    timeout_seconds=WATCH_SECONDS,
+                    _request_timeout=(10, WATCH_SECONDS + 15),
+                )
+                for event in stream:
+                    take(None if event["type"] == "DELETED" else event["raw_object"])
+                    if self.stop.is_set():
+                        break
+            except Exception as exc:
+                if lost:
+                    lost()
+                self._failed(f"{what} watch", f"{what} watch failed; retrying", exc)
+                self.stop.wait(self.timing.retry_period)
+
+    def read_lease_first(self) -> None:
+        """Act on the Lease only once it has been read: until then no copy would mean "missing",
+        and the first step would try to create a Lease that exists (refused: the electors may
+        not create one)."""
         while not self.stop.is_set():
             try:
                 self.refresh()
-                stream = watch.Watch().stream(
-                    coordination.list_namespaced_lease,
-                    self.namespace,
-                    field_selector=f"metadata.name={self.lease_name}",
-                    timeout_seconds=60,
-                )
-                for event in stream:
-                    self.observe(None if event["type"] == "DELETED" else event["raw_object"])
-                    if self.stop.is_set():
-                        break
-            except Exception as exc:  # the watch must outlive API hiccups
-                self.log.warning("lease watch failed; retrying", error=str(exc))
+                return
+            except ApiError as exc:
+                self._failed("lease", "could not read the Lease", exc)
                 self.stop.wait(self.timing.retry_period)
 
     def run(self) -> None:
-        self.label("standby")
+        self.keep_role()  # standby until elected
+        self.read_lease_first()
         while not self.stop.is_set():
             # Clear before acting, not after: a Lease change seen while this step runs (a
             # release arriving mid-step) must wake the next step at once, not after `delay`.

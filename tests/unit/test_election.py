@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
-from haoperator.election import Action, Observed, Timing, decide, leading, preferred
+import pytest
+
+from haoperator.election import (
+    Action,
+    Observed,
+    Takeover,
+    Timing,
+    decide,
+    foreign,
+    leading,
+    preferred,
+    role_to_write,
+    takeover,
+)
 
 T = Timing(lease_duration=5, renew_deadline=3, retry_period=1)
 
 
-def lease(holder: str | None, at: float = 100.0, handover: str | None = None) -> Observed:
-    return Observed(holder=holder, lease_duration=5, observed_at=at, handover_to=handover)
+def lease(
+    holder: str | None, at: float = 100.0, handover: str | None = None, theirs: str | None = None
+) -> Observed:
+    return Observed(
+        holder=holder, lease_duration=5, observed_at=at, handover_to=handover, foreign=theirs
+    )
 
 
 def test_no_lease_creates_it() -> None:
@@ -91,3 +108,103 @@ def test_preferred_is_the_oldest_then_the_first_name() -> None:
     ]
     assert preferred(pods) == "a"
     assert preferred([]) is None
+
+
+def test_a_lease_naming_us_while_we_do_not_lead_is_acquired_every_retry_period() -> None:
+    """A restart within the lease, or a win whose fence or label failed: the acquisition (which
+    renews the Lease, fences and labels) is retried until it succeeds."""
+    for now in (100.0, 103.0, 110.0):  # valid or expired by now: ours either way
+        d = decide("a", lease("a"), is_leader=False, last_renew=0, now=now, timing=T)
+        assert (d.action, d.wait) == (Action.ACQUIRE, T.retry_period)
+
+
+OURS = {"haoperator.dev/service": "vip", "app.kubernetes.io/managed-by": "haoperator"}
+
+
+@pytest.mark.parametrize(
+    ("labels", "why"),
+    [
+        (OURS, None),
+        ({**OURS, "other": "x"}, None),
+        ({}, "it lacks the label haoperator.dev/service=vip"),
+        ({"app": "vip"}, "it lacks the label haoperator.dev/service=vip"),
+        (
+            {**OURS, "haoperator.dev/service": "web"},
+            "its label haoperator.dev/service is 'web', not 'vip'",
+        ),
+        (
+            {"haoperator.dev/service": "vip"},
+            "it lacks the label app.kubernetes.io/managed-by=haoperator",
+        ),
+        (
+            {**OURS, "app.kubernetes.io/managed-by": "helm"},
+            "its label app.kubernetes.io/managed-by is 'helm', not 'haoperator'",
+        ),
+    ],
+)
+def test_only_a_lease_labelled_for_the_service_is_ours(
+    labels: dict[str, str], why: str | None
+) -> None:
+    assert foreign(labels, "vip") == why
+
+
+def test_a_lease_controlled_by_something_else_is_not_ours_whatever_its_labels() -> None:
+    """The operator calls such a Lease someone else's (NameConflict); so must the electors."""
+    mine = {"kind": "HAService", "name": "vip", "uid": "u"}
+    assert foreign(OURS, "vip", mine) is None
+    assert foreign(OURS, "vip", {**mine, "name": "other"}) == "it belongs to HAService other"
+    assert foreign(OURS, "vip", {"kind": "Deployment", "name": "vip"}) == (
+        "it belongs to Deployment vip"
+    )
+
+
+def test_a_lease_that_is_not_ours_is_never_taken() -> None:
+    """Free, expired, even naming us: another controller's Lease is left alone."""
+    for holder in (None, "a", "b"):
+        for now in (100.0, 200.0):
+            d = decide(
+                "a", lease(holder, theirs="x"), is_leader=False, last_renew=0, now=now, timing=T
+            )
+            assert d.action is Action.WAIT
+    d = decide("a", lease("a", theirs="x"), is_leader=True, last_renew=100, now=100.5, timing=T)
+    assert d.action is Action.STEP_DOWN
+
+
+@pytest.mark.parametrize(
+    ("holder", "released_by", "expected"),
+    [
+        ("me", None, Takeover(failover_from=None, transitions=3, retake=True)),
+        ("me", "other", Takeover(failover_from=None, transitions=3, retake=True)),
+        ("other", None, Takeover(failover_from="other", transitions=4, retake=False)),
+        (None, "other", Takeover(failover_from="other", transitions=4, retake=False)),
+        (None, "me", Takeover(failover_from=None, transitions=3, retake=False)),
+        (None, None, Takeover(failover_from=None, transitions=3, retake=False)),
+    ],
+)
+def test_only_a_takeover_from_another_pod_is_a_transition(
+    holder: str | None, released_by: str | None, expected: Takeover
+) -> None:
+    assert takeover("me", holder, released_by, 3) == expected
+
+
+@pytest.mark.parametrize(
+    ("leader", "label", "synced", "write"),
+    [
+        (True, "active", True, None),
+        (True, "active", False, "active"),  # cannot be sure it is still there: write it
+        (True, None, True, "active"),  # removed by hand
+        (True, "standby", True, "active"),
+        (True, None, False, "active"),
+        (False, "active", True, "standby"),  # a rogue write, or left over from a crash
+        (False, "active", False, "standby"),
+        (False, None, True, "standby"),
+        (False, None, False, "standby"),  # never seen (starting): standby until elected
+        (False, "standby", True, None),
+        (False, "standby", False, None),
+        (False, "bogus", True, "standby"),
+    ],
+)
+def test_the_role_label_is_a_level(
+    leader: bool, label: str | None, synced: bool, write: str | None
+) -> None:
+    assert role_to_write(leader, label, synced=synced) == write

@@ -1,67 +1,240 @@
-"""The elector's loop and its Lease writes, against an in-memory API that enforces
+"""The elector's loop and its Lease and pod writes, against an in-memory API that enforces
 resourceVersion like the real one. (The real API server is exercised by
-tests/integration/test_active_passive.py; these pin down orderings that are hard to hit there.)"""
+tests/integration/test_active_passive.py; these pin down orderings and failures that are hard
+to hit there: a refused fence or label, a label removed by hand, a pause, a foreign Lease.)"""
 
 from __future__ import annotations
 
 import copy
+import json
 import threading
+import time
 from typing import Any
+
+import pytest
 
 from haoperator.election import Timing
 from haoperator.elector import Elector
 from haoperator.kube import ApiError
 
-LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/ns/leases/vip"
+SERVICE = "haoperator.dev/service"
+OURS = {SERVICE: "vip", "app.kubernetes.io/managed-by": "haoperator"}
+ROLE = "haoperator.dev/role"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/ns/leases"
+LEASE_PATH = f"{LEASES}/vip"
+PODS = "/api/v1/namespaces/ns/pods"
+LOST_AT = "2026-12-02T00:00:00.000000Z"
+
+
+class Clock:
+    """Monotonic time that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class FakeApi:
-    """Just enough of the API for one Lease and the pods' role labels."""
+    """Just enough of the API for one Lease and the service's pods, with resourceVersions from
+    one counter as etcd's. `refuse` makes one request fail (403, 404, ...) until `allow`;
+    `follow` feeds an elector its own pod as its pod watch would, on every change."""
 
-    def __init__(self, holder: str | None) -> None:
+    def __init__(
+        self,
+        holder: str | None,
+        *,
+        lease_labels: dict[str, str] | None = None,
+        exists: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
         self.version = 1
-        self.lease: dict[str, Any] = {
-            "metadata": {"name": "vip", "namespace": "ns", "resourceVersion": "1"},
-            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 5},
+        self.lease: dict[str, Any] | None = None
+        if exists:
+            self.lease = {
+                "metadata": {
+                    "name": "vip",
+                    "namespace": "ns",
+                    "resourceVersion": "1",
+                    "labels": dict(OURS) if lease_labels is None else lease_labels,
+                },
+                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 5, "renewTime": LOST_AT},
+            }
+        self.pods: dict[str, dict[str, Any]] = {
+            name: {"metadata": {"name": name, "resourceVersion": "1", "labels": {SERVICE: "vip"}}}
+            for name in ("me", "other")
         }
-        self.labels: dict[str, str] = {}
         self.puts: list[dict[str, Any]] = []
+        self.posts: list[dict[str, Any]] = []
+        self.patches: list[tuple[str, str | None]] = []
+        self.refused: dict[tuple[str, str], int] = {}
+        self.followers: list[Elector] = []
+        self.clock, self.slow_puts = clock, 0.0
         self.lock = threading.Lock()
+
+    # -- what a test does to the world --------------------------------------------------------
+
+    def refuse(self, method: str, path: str, status: int = 403) -> None:
+        self.refused[(method, path)] = status
+
+    def allow(self, method: str, path: str) -> None:
+        self.refused.pop((method, path), None)
+
+    def follow(self, elector: Elector) -> None:
+        """Start the elector's pod watch: a read, then every change of its pod."""
+        self.followers.append(elector)
+        elector.read_pod()
+
+    def set_role(self, pod: str, role: str | None) -> None:
+        """Someone else (kubectl, a rogue writer) sets or removes a pod's role label."""
+        self._label(pod, role)
+
+    def role(self, pod: str) -> str | None:
+        role: str | None = self.pods[pod]["metadata"]["labels"].get(ROLE)
+        return role
 
     def bump(self, **spec: Any) -> dict[str, Any]:
         """Another writer changed the Lease (a renew, say)."""
         with self.lock:
-            self.version += 1
-            self.lease["metadata"]["resourceVersion"] = str(self.version)
+            assert self.lease is not None
+            self.lease["metadata"]["resourceVersion"] = self._next()
             self.lease["spec"].update(spec)
             return copy.deepcopy(self.lease)
 
-    def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
-        if path.startswith("/api/v1/namespaces/ns/pods/"):
-            self.labels[path.rsplit("/", 1)[1]] = body["metadata"]["labels"]["haoperator.dev/role"]
-            return {}
-        assert path == LEASE_PATH, path
+    def put_lease(self, labels: dict[str, str]) -> dict[str, Any]:
+        """Someone else (the operator) creates the Lease: empty, with these labels."""
         with self.lock:
+            meta = {"name": "vip", "namespace": "ns", "labels": labels}
+            self.lease = {"metadata": {**meta, "resourceVersion": self._next()}, "spec": {}}
+            return copy.deepcopy(self.lease)
+
+    def _next(self) -> str:
+        self.version += 1
+        return str(self.version)
+
+    def _label(self, pod: str, role: str | None) -> dict[str, Any]:
+        meta = self.pods[pod]["metadata"]
+        if role is None:
+            meta["labels"].pop(ROLE, None)
+        else:
+            meta["labels"][ROLE] = role
+        meta["resourceVersion"] = self._next()
+        for elector in self.followers:
+            if elector.pod == pod:
+                elector.observe_pod(copy.deepcopy(self.pods[pod]))
+        return copy.deepcopy(self.pods[pod])
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Any = None, **_: Any) -> dict[str, Any]:
+        if (method, path) in self.refused:
+            status = self.refused[(method, path)]
+            raise ApiError(status, "Refused", f"{method} {path}: {status}")
+        if path.startswith(f"{PODS}/"):
+            name = path.rsplit("/", 1)[1]
+            if name not in self.pods:
+                raise ApiError(404, "NotFound", f"pods {name!r} not found")
+            if method == "GET":
+                return copy.deepcopy(self.pods[name])
+            assert method == "PATCH", method
+            role = body["metadata"]["labels"][ROLE]
+            self.patches.append((name, role))
+            return self._label(name, role)
+        with self.lock:
+            if method == "POST":
+                assert path == LEASES, path
+                if self.lease is not None:
+                    raise ApiError(409, "AlreadyExists", "leases 'vip' already exists")
+                self.posts.append(copy.deepcopy(body))
+                self.lease = copy.deepcopy(body)
+                self.lease["metadata"]["resourceVersion"] = self._next()
+                return copy.deepcopy(self.lease)
+            assert path == LEASE_PATH, path
+            if self.lease is None:
+                raise ApiError(404, "NotFound", "leases 'vip' not found")
             if method == "GET":
                 return copy.deepcopy(self.lease)
             assert method == "PUT"
             if body["metadata"]["resourceVersion"] != self.lease["metadata"]["resourceVersion"]:
                 raise ApiError(409, "Conflict", "the object has been modified")
+            if self.clock is not None:
+                self.clock.now += self.slow_puts  # the request took this long
             self.puts.append(copy.deepcopy(body))
-            self.version += 1
             self.lease = copy.deepcopy(body)
-            self.lease["metadata"]["resourceVersion"] = str(self.version)
+            self.lease["metadata"]["resourceVersion"] = self._next()
             return copy.deepcopy(self.lease)
 
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        return self.request("GET", LEASE_PATH)
+        path = LEASE_PATH if kind == "Lease" else f"{PODS}/{name}"
+        try:
+            return self.request("GET", path)
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def list(self, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]:
-        return []
+        assert kind == "Pod"
+        if ("GET", PODS) in self.refused:
+            raise ApiError(self.refused[("GET", PODS)], "Refused", f"GET {PODS}")
+        wanted = dict(term.split("=") for term in selector.split(",") if term)
+        return [
+            copy.deepcopy(pod)
+            for pod in self.pods.values()
+            if all(pod["metadata"]["labels"].get(k) == v for k, v in wanted.items())
+        ]
 
 
-def elector(api: FakeApi, pod: str) -> Elector:
-    return Elector(api, namespace="ns", pod=pod, lease="vip", timing=Timing())  # type: ignore[arg-type]
+class Logs:
+    """Stands in for the elector's logger: what it said, at which level."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        return lambda event, **_: self.lines.append((level, event))
+
+    def warnings(self, containing: str) -> int:
+        return sum(1 for level, event in self.lines if level == "warning" and containing in event)
+
+
+def elector(api: FakeApi, pod: str, clock: Clock | None = None) -> Elector:
+    made = Elector(
+        api,  # type: ignore[arg-type]
+        namespace="ns",
+        pod=pod,
+        lease="vip",
+        timing=Timing(),
+        clock=clock or time.monotonic,
+    )
+    made.log = Logs()
+    return made
+
+
+def watched(api: FakeApi, clock: Clock, pod: str = "me") -> Elector:
+    """An elector whose Lease and pod watches have both synced."""
+    made = elector(api, pod, clock)
+    made.observe(api.get("Lease", "ns", "vip"))
+    api.follow(made)
+    return made
+
+
+def leader(api: FakeApi, clock: Clock) -> Elector:
+    """`me`, elected from a free Lease."""
+    me = watched(api, clock)
+    me.step()
+    assert me.leader_now()
+    assert api.role("me") == "active"
+    return me
+
+
+def logs(e: Elector) -> Logs:
+    assert isinstance(e.log, Logs)
+    return e.log
+
+
+# -- the loop -------------------------------------------------------------------------------------
 
 
 def test_a_lease_change_seen_during_a_step_wakes_the_next_step_at_once() -> None:
@@ -98,9 +271,10 @@ def test_release_retries_on_a_stale_copy_and_frees_the_lease() -> None:
 
     leader.release()
 
+    assert api.lease is not None
     assert api.lease["spec"]["holderIdentity"] is None
     assert api.lease["metadata"]["annotations"]["haoperator.dev/released-by"] == "me"
-    assert api.labels["me"] == "standby"
+    assert api.role("me") == "standby"
     assert not leader.is_leader
 
 
@@ -113,9 +287,10 @@ def test_release_leaves_a_lease_someone_else_took() -> None:
 
     leader.release()
 
+    assert api.lease is not None
     assert api.lease["spec"]["holderIdentity"] == "other"
     assert api.puts == []
-    assert api.labels["me"] == "standby"
+    assert api.role("me") == "standby"
 
 
 def test_stopping_frees_a_lease_still_naming_us_after_stepping_down() -> None:
@@ -128,25 +303,318 @@ def test_stopping_frees_a_lease_still_naming_us_after_stepping_down() -> None:
 
     stepped_down.run()
 
+    assert api.lease is not None
     assert api.lease["spec"]["holderIdentity"] is None
-    assert api.labels["me"] == "standby"
+    assert api.role("me") == "standby"
 
 
 def test_our_own_write_echoing_back_through_the_watch_is_not_news() -> None:
     api = FakeApi(holder="me")
     leader = elector(api, "me")
     leader.observe(api.get("Lease", "ns", "vip"))
+    api.follow(leader)
     leader.is_leader = True
     leader.last_renew = leader.clock() - 2  # a renew is due
-    leader.wake.clear()
-
-    leader.step()  # renews: the PUT's answer is observed
+    leader.step()  # renews (and labels the pod active: it was not)
     assert len(api.puts) == 1
     leader.wake.clear()
     leader.observe(api.get("Lease", "ns", "vip"))  # the watch brings the same version back
+    leader.observe_pod(api.get("Pod", "ns", "me"))  # and the label's echo
     assert not leader.wake.is_set()
     leader.step()  # woken or not, the next renew waits a retry period
     assert len(api.puts) == 1
 
     leader.observe(api.bump(holderIdentity="other"))  # real news wakes it
     assert leader.wake.is_set()
+
+
+# -- leading means fenced and labelled ------------------------------------------------------------
+
+
+def test_a_refused_fence_keeps_the_lease_but_not_the_lead_until_it_is_permitted() -> None:
+    """The issue's variant: the Role cut to get/list/watch on pods, the leader's elector killed.
+    The standby takes the Lease but cannot fence: it must not answer 200, must keep the Lease
+    (renewed by retried acquisitions, not counted as new transitions), and must lead as soon as
+    the Role is back."""
+    clock = Clock()
+    api = FakeApi(holder="other", clock=clock)
+    api.set_role("other", "active")
+    me = watched(api, clock)
+    clock.now += 5  # the killed elector's Lease expired
+    api.refuse("PATCH", f"{PODS}/other")
+
+    me.step()
+    assert api.lease is not None
+    won = copy.deepcopy(api.lease)
+    assert won["spec"]["holderIdentity"] == "me"
+    assert not me.leader_now()
+    assert (api.role("me"), api.role("other")) == ("standby", "active")
+    assert won["spec"]["leaseTransitions"] == 1
+    failover = json.loads(won["metadata"]["annotations"]["haoperator.dev/last-failover"])
+    assert (failover["from"], failover["to"]) == ("other", "me")
+
+    for _ in range(5):
+        clock.now += 1
+        assert me.step() <= 1.0  # retried every retry period
+        assert not me.leader_now()
+    assert len(api.puts) == 6  # each retry renewed the Lease: nobody else may take it
+    assert api.lease["spec"]["holderIdentity"] == "me"
+    assert api.lease["spec"]["leaseTransitions"] == 1
+    assert api.lease["spec"]["acquireTime"] == won["spec"]["acquireTime"]
+    assert api.lease["metadata"]["annotations"] == won["metadata"]["annotations"]
+    assert logs(me).warnings("could not fence") == 1  # once, not every second
+
+    api.allow("PATCH", f"{PODS}/other")  # the Role restored
+    clock.now += 1
+    me.step()
+    assert me.leader_now()
+    assert (api.role("me"), api.role("other")) == ("active", "standby")
+    assert api.lease["spec"]["leaseTransitions"] == 1
+
+
+def test_a_refused_label_at_the_win_leaves_it_not_leading() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = watched(api, clock)
+    api.refuse("PATCH", f"{PODS}/me")
+
+    for _ in range(5):
+        me.step()
+        assert api.lease is not None
+        assert api.lease["spec"]["holderIdentity"] == "me"
+        assert not me.leader_now()
+        clock.now += 1
+    assert logs(me).warnings("could not label this pod active") == 1
+    assert logs(me).warnings("could not label this pod standby") == 1
+
+    api.allow("PATCH", f"{PODS}/me")
+    me.step()
+    assert me.leader_now()
+    assert api.role("me") == "active"
+
+
+@pytest.mark.parametrize(
+    ("refused", "leads"),
+    [
+        (("PATCH", f"{PODS}/other", 404), True),  # deleted between the list and the patch
+        (("GET", PODS, 403), False),  # could not even list the pods: no fence
+    ],
+)
+def test_a_vanished_pod_counts_as_fenced_an_unlisted_one_does_not(
+    refused: tuple[str, str, int], leads: bool
+) -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    api.set_role("other", "active")
+    api.refuse(*refused)
+    me = watched(api, clock)
+    me.step()
+    assert me.leader_now() is leads
+    assert api.role("me") == ("active" if leads else "standby")
+
+
+# -- the label is a level --------------------------------------------------------------------------
+
+
+def test_a_leader_whose_label_is_removed_puts_it_back() -> None:
+    """`kubectl label pod <leader> haoperator.dev/role-`: the Service routed to nobody for 12+
+    minutes while /leader said 200."""
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    me.wake.clear()
+    api.set_role("me", None)
+    assert me.wake.is_set()  # news: the step comes at once, not at the next renew
+
+    clock.now += 1
+    me.step()
+    assert api.role("me") == "active"
+    assert me.leader_now()
+
+
+def test_a_leader_whose_pod_watch_is_down_relabels_on_every_renew() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    me._pod_unsynced()
+    before = len(api.patches)
+    for _ in range(3):
+        clock.now += 1
+        me.step()
+    assert api.patches[before:] == [("me", "active")] * 3
+
+
+def test_a_leader_that_cannot_relabel_stays_leader_and_warns_once() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    api.refuse("PATCH", f"{PODS}/me")
+    api.set_role("me", None)
+    for _ in range(4):
+        clock.now += 1
+        me.step()
+        assert me.leader_now()  # it holds the Lease: nobody else may act
+    assert logs(me).warnings("could not restore this pod's active label") == 1
+
+    api.allow("PATCH", f"{PODS}/me")
+    clock.now += 1
+    me.step()
+    assert api.role("me") == "active"
+
+
+@pytest.mark.parametrize("slow_renew", [False, True])
+def test_a_process_paused_past_its_renew_deadline_never_relabels_itself_active(
+    slow_renew: bool,
+) -> None:
+    """Frozen (SIGSTOP, a stalled VM) with its label gone, or its renew answered after the renew
+    deadline: the new leader may have fenced it meanwhile, so it must not write `active`."""
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    api.set_role("me", None)
+    before = len(api.patches)
+    if slow_renew:
+        clock.now += 1
+        api.slow_puts = 3.5  # the renew succeeds, but its answer comes too late
+    else:
+        clock.now += 20
+        api.bump(holderIdentity="other")  # taken over meanwhile; not seen yet
+    for _ in range(3):
+        me.step()
+        assert not me.leader_now()
+    assert ("me", "active") not in api.patches[before:]
+    assert api.role("me") == "standby"
+
+
+def test_a_standby_whose_pod_is_labelled_active_labels_it_standby() -> None:
+    """A rogue write, or a leftover of a crash: a standby never keeps `active`."""
+    clock = Clock()
+    api = FakeApi(holder="other", clock=clock)
+    me = watched(api, clock)
+    me.step()  # waits: the other's Lease is valid
+    api.set_role("me", "active")
+    assert me.wake.is_set()
+    me.step()
+    assert api.role("me") == "standby"
+    assert api.puts == []
+
+
+def test_taking_back_its_own_lease_is_no_transition() -> None:
+    """A restart within the lease: the Lease still names us. Retaking it is the same term: no
+    transition counted, no failover recorded, acquireTime kept (client-go does the same)."""
+    clock = Clock()
+    api = FakeApi(holder="me", clock=clock)
+    record = '{"from": "other", "seconds": 4.2, "time": "x", "to": "me"}'
+    assert api.lease is not None
+    api.lease["metadata"]["annotations"] = {"haoperator.dev/last-failover": record}
+    api.bump(leaseTransitions=3, acquireTime=LOST_AT)
+    me = watched(api, clock)
+    me.step()
+    assert me.leader_now()
+    spec = api.lease["spec"]
+    assert (spec["leaseTransitions"], spec["acquireTime"]) == (3, LOST_AT)
+    assert spec["renewTime"] != LOST_AT
+    assert api.lease["metadata"]["annotations"] == {"haoperator.dev/last-failover": record}
+
+
+# -- only our own Lease ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("labels", "says"),
+    [
+        ({"app": "someone-else"}, "lacks the label haoperator.dev/service=vip"),
+        ({**OURS, SERVICE: "web"}, "is 'web'"),
+        ({SERVICE: "vip"}, "lacks the label app.kubernetes.io/managed-by"),
+    ],
+)
+@pytest.mark.parametrize("holder", [None, "someone-else"])
+def test_a_lease_that_is_not_ours_is_never_written(
+    labels: dict[str, str], says: str, holder: str | None
+) -> None:
+    """Another controller's leader election used the same name: free or expired, it is left
+    alone (it was taken over, its lease duration rewritten)."""
+    clock = Clock()
+    api = FakeApi(holder=holder, lease_labels=labels, clock=clock)
+    me = watched(api, clock)
+    for _ in range(10):
+        clock.now += 1
+        me.step()
+    me.stop.set()
+    me.run()  # and on SIGTERM nothing is released either
+    assert (api.puts, api.posts) == ([], [])
+    assert not me.leader_now()
+    assert api.role("me") == "standby"
+    warned = [e for level, e in logs(me).lines if level == "warning" and "not ours" in e]
+    assert len(warned) == 1
+    assert says in warned[0]
+    assert "NameConflict" in warned[0]
+
+
+def test_a_leader_whose_lease_stops_being_ours_steps_down_without_writing_it() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    puts = len(api.puts)
+    assert api.lease is not None
+    api.lease["metadata"]["labels"] = {}
+    me.observe(api.bump())
+    clock.now += 1
+    me.step()
+    assert not me.leader_now()
+    assert api.role("me") == "standby"
+    me.release()
+    assert len(api.puts) == puts
+
+
+def test_a_refused_create_waits_for_the_operator_to_create_the_lease() -> None:
+    """The operator creates the Lease (empty, labelled as ours); the electors may no longer."""
+    clock = Clock()
+    api = FakeApi(holder=None, exists=False, clock=clock)
+    api.refuse("POST", LEASES)
+    me = watched(api, clock)
+    assert me.step() >= Timing().lease_duration  # the watch wakes it when the Lease appears
+    assert not me.leader_now()
+
+    me.observe(api.put_lease(OURS))
+    assert me.wake.is_set()
+    me.step()
+    assert me.leader_now()
+    assert api.lease is not None
+    assert api.lease["spec"]["leaseTransitions"] == 0
+    assert "haoperator.dev/last-failover" not in (api.lease["metadata"].get("annotations") or {})
+
+
+def test_a_missing_lease_is_created_labelled_as_ours() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, exists=False, clock=clock)
+    me = watched(api, clock)
+    me.step()
+    assert me.leader_now()
+    assert api.posts[0]["metadata"]["labels"] == OURS
+
+
+def test_a_starting_elector_reads_the_lease_before_it_acts() -> None:
+    """Its first step used to run before the watch had read the Lease, took "no copy" for
+    "missing" and tried to create it: refused (403) now that electors may not create Leases."""
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    api.refuse("POST", LEASES)
+    me = elector(api, "me", clock)
+    api.follow(me)
+    stepped = threading.Event()
+    real_step = me.step
+
+    def step_once() -> float:
+        wait = real_step()
+        stepped.set()
+        me.stop.set()
+        return wait
+
+    me.step = step_once  # type: ignore[method-assign]
+    runner = threading.Thread(target=me.run)
+    runner.start()
+    assert stepped.wait(5)
+    runner.join(5)
+    assert api.posts == []
+    assert api.puts  # it acquired the free Lease it had read (and released it on stopping)
