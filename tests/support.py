@@ -16,6 +16,19 @@ def kubeconfig_path() -> Path:
     return Path(os.environ.get("KUBECONFIG", str(REPO / ".testenv" / "kubeconfig")))
 
 
+def exists(read: Callable[[], object]) -> bool:
+    """Whether `read` (a client call that reads one object) finds it: False on 404."""
+    from kubernetes import client
+
+    try:
+        read()
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
 def wait_until(check: Callable[[], T], *, timeout: float, what: str, interval: float = 0.2) -> T:
     """Poll until `check` returns something truthy; fail with `what` when time runs out.
 

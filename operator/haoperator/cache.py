@@ -13,7 +13,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from haoperator.kube import RESOURCES
 
 SERVICE_LABEL = "haoperator.dev/service"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -46,6 +49,15 @@ def trim(obj: dict[str, Any]) -> dict[str, Any]:
     """The object minus managedFields; shares the rest with `obj`."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     return {**obj, "metadata": meta}
+
+
+def typed(obj: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The object with its kind and apiVersion: the items of a list carry neither, and an object
+    held without them once looked different from its rendering (a false drift per child after
+    every relist, re-applied on every operator restart)."""
+    obj["kind"] = kind
+    obj["apiVersion"] = RESOURCES[kind].api_version
+    return obj
 
 
 def trim_pod(pod: dict[str, Any]) -> dict[str, Any]:
@@ -121,6 +133,8 @@ class Entry:
     haservice: dict[str, Any] | None = None
     children: dict[ChildKey, dict[str, Any]] = field(default_factory=dict)
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed_create: tuple[str, float] | None = None
+    """Its StatefulSet's last FailedCreate event: (message, when, epoch seconds)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,21 @@ class Snapshot:
     haservice: dict[str, Any] | None
     children: dict[ChildKey, dict[str, Any]]
     pods: list[dict[str, Any]]
+    failed_create: tuple[str, float] | None = None
+
+
+def event_time(event: dict[str, Any]) -> float:
+    """When an Event last happened (its series, lastTimestamp or eventTime), epoch seconds."""
+    stamp = (
+        (event.get("series") or {}).get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+    )
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def trim_node(node: dict[str, Any]) -> dict[str, Any]:
@@ -147,6 +176,8 @@ class Store:
     def __init__(self) -> None:
         self._entries: dict[Key, Entry] = {}
         self._nodes: dict[str, dict[str, Any]] = {}
+        self._deleted: set[Key] = set()
+        """HAServices seen deleted and not yet forgotten by a reconcile (not: not seen yet)."""
         self._lock = threading.Lock()
 
     def put_node(self, obj: dict[str, Any]) -> list[Key]:
@@ -189,24 +220,34 @@ class Store:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         with self._lock:
             self._entry(key).haservice = plain_copy(trim(obj))  # kopf keeps its body
+            self._deleted.discard(key)
         return key
 
     def remove_haservice(self, obj: dict[str, Any]) -> Key:
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
         with self._lock:
+            self._deleted.add(key)
             if key in self._entries:
                 self._entries[key].haservice = None
                 self._drop_if_empty(key)
         return key
 
+    def take_deleted(self, key: Key) -> bool:
+        """Whether `key` was deleted (rather than never seen): true once, for the one reconcile
+        that cleans up after it."""
+        with self._lock:
+            if key in self._deleted:
+                self._deleted.discard(key)
+                return True
+            return False
+
     def put_child(self, obj: dict[str, Any], kind: str | None = None) -> Key | None:
-        """Keep a child; `kind` for watch-listed items, which carry none. Returns the HAService
+        """Keep a child; `kind` for listed items, which carry none. Returns the HAService
         to reconcile, or None: not ours, or nothing a reconcile reads has changed."""
         key = owner_key(obj)
         if key is None:
             return None
-        kept = trim(obj)
-        kept["kind"] = kind or obj["kind"]
+        kept = typed(trim(obj), kind or obj["kind"])
         child_key = (kept["kind"], obj["metadata"]["name"])
         with self._lock:
             children = self._entry(key).children
@@ -241,19 +282,42 @@ class Store:
                     self._drop_if_empty(key)
         return key
 
+    def put_failed_create(self, event: dict[str, Any]) -> Key | None:
+        """Keep the FailedCreate event of a StatefulSet that is one of ours (StatefulSets are named
+        after their HAService); the HAService to look at again, or None."""
+        involved = event.get("involvedObject") or {}
+        key = (involved.get("namespace", ""), involved.get("name", ""))
+        at = event_time(event)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.haservice is None:
+                return None
+            if entry.failed_create is not None and entry.failed_create[1] > at:
+                return None
+            entry.failed_create = (str(event.get("message") or ""), at)
+        return key
+
     # -- relists: what a fresh list says replaces what was held --------------------------------
+
+    def resync_failed_creates(
+        self, namespace: str | None, events: list[dict[str, Any]]
+    ) -> list[Key]:
+        with self._lock:
+            for key, entry in self._entries.items():
+                if namespace is None or key[0] == namespace:
+                    entry.failed_create = None
+        return sorted({k for k in map(self.put_failed_create, events) if k is not None})
 
     def resync_children(
         self, kind: str, namespace: str | None, objs: list[dict[str, Any]]
     ) -> list[Key]:
         """Replace the children of `kind` held for `namespace` (None: everywhere) with a fresh
         list; the HAServices concerned, which must be looked at again."""
-        kept = [(owner_key(o), trim(o)) for o in objs]
+        kept = [(owner_key(o), typed(trim(o), kind)) for o in objs]
         with self._lock:
             affected = self._forget(namespace, lambda e: e.children, lambda ck: ck[0] == kind)
             for key, child in kept:
                 if key is not None:
-                    child["kind"] = kind
                     self._entry(key).children[(kind, child["metadata"]["name"])] = child
                     affected.add(key)
             for key in affected:
@@ -296,7 +360,12 @@ class Store:
     def snapshot(self, key: Key) -> Snapshot:
         with self._lock:
             entry = self._entries.get(key) or Entry()
-            return Snapshot(entry.haservice, dict(entry.children), list(entry.pods.values()))
+            return Snapshot(
+                entry.haservice,
+                dict(entry.children),
+                list(entry.pods.values()),
+                entry.failed_create,
+            )
 
     def keys(self) -> list[Key]:
         with self._lock:

@@ -44,9 +44,17 @@ def _same_scalar(want: object, have: object) -> bool:
     return False
 
 
+IDENTITY = ("apiVersion", "kind")
+"""What names an object rather than being a field of it: nobody can edit them, and the API
+server leaves them out of the items of a list."""
+
+
 def differences(want: Any, have: Any, path: str = "", limit: int = 5) -> list[str]:
-    """Paths (with the values) where `have` does not contain `want`; at most `limit` of them."""
+    """Paths (with the values) where `have` does not contain `want`; at most `limit` of them.
+    Top-level identity (apiVersion, kind) is not compared: it is not a field that can drift."""
     found: list[str] = []
+    if not path and isinstance(want, dict):
+        want = {key: value for key, value in want.items() if key not in IDENTITY}
     _walk(want, have, path, found, limit)
     return found
 

@@ -53,6 +53,9 @@ CHILD_KINDS = tuple(
     for group, _, plural in CHILD_RESOURCES
 )
 PROBLEM_BASE_DELAY = 2.0
+FAILED_CREATES = "involvedObject.kind=StatefulSet,reason=FailedCreate"
+"""A StatefulSet says why it cannot create a pod only in an event (a Deployment's ReplicaSet
+says it in a condition, which its Deployment carries): rare, so cheap to follow."""
 
 
 def client_configuration(settings: Settings) -> client.Configuration:
@@ -114,15 +117,19 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     store = Store()
     queue: WorkQueue[Key] = WorkQueue(base_delay=PROBLEM_BASE_DELAY)
     executor = ThreadPoolExecutor(max_workers=ours.workers, thread_name_prefix="reconcile")
-    reconciler = Reconciler(kube, store, elector_image=ours.elector_image)
+    reconciler = Reconciler(
+        kube, store, elector_image=ours.elector_image, max_replicas=ours.max_replicas
+    )
     memo.store, memo.queue, memo.executor = store, queue, executor
-    memo.workers = [
-        asyncio.create_task(_worker(queue, reconciler, executor)) for _ in range(ours.workers)
-    ]
     memo.informers_stop = threading.Event()
     memo.informers = _start_informers(
         ours, store, queue, asyncio.get_running_loop(), memo.informers_stop
     )
+    synced = asyncio.create_task(_synced(memo.informers, memo.informers_stop))
+    memo.workers = [
+        asyncio.create_task(_worker(queue, reconciler, executor, synced))
+        for _ in range(ours.workers)
+    ]
     log.info(
         "operator started",
         namespaces=ours.namespaces or "all",
@@ -141,7 +148,7 @@ def _start_informers(
     """One informer per watched kind and namespace (or one per kind cluster-wide), on their own
     connection pool: a watch holds its connection for minutes."""
     scopes: list[str | None] = [None] if settings.all_namespaces else list(settings.namespaces)
-    watched = [(kind, scope) for kind in (*CHILD_KINDS, "Pod") for scope in scopes]
+    watched = [(kind, scope) for kind in (*CHILD_KINDS, "Pod", "Event") for scope in scopes]
     api = api_client(settings, len(watched) + 2)
 
     def queue_all(keys: list[Key]) -> None:
@@ -175,12 +182,26 @@ def _start_informers(
             on_event=on_event, stop=stop,
         )  # fmt: skip
 
+    def event_informer(scope: str | None) -> Informer:
+        def on_event(kind_: str, obj: dict[str, Any]) -> None:
+            key = None if kind_ == "DELETED" else store.put_failed_create(obj)
+            if key is not None:
+                loop.call_soon_threadsafe(queue.add, key)
+
+        return Informer(
+            api, kind="Event", path=RESOURCES["Event"].path(scope), selector=None,
+            field_selector=FAILED_CREATES,
+            on_list=lambda objs: queue_all(store.resync_failed_creates(scope, objs)),
+            on_event=on_event, stop=stop,
+        )  # fmt: skip
+
     def on_node(kind_: str, obj: dict[str, Any]) -> None:
         """Node readiness drives node-loss recovery and the end of bans."""
         queue_all(store.remove_node(obj) if kind_ == "DELETED" else store.put_node(obj))
 
+    makers = {"Pod": pod_informer, "Event": event_informer}
     informers = [
-        pod_informer(scope) if kind == "Pod" else child_informer(kind, scope)
+        makers[kind](scope) if kind in makers else child_informer(kind, scope)
         for kind, scope in watched
     ]
     nodes = Informer(
@@ -220,10 +241,28 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     log.info("operator stopped")
 
 
+async def _synced(informers: list[Informer], stop: threading.Event) -> None:
+    """Until every informer has listed once, the cache lacks children that exist: a reconcile
+    would try to create them again (a write per child, on every operator start)."""
+
+    def wait() -> None:
+        for informer in informers:
+            while not informer.listed.wait(0.5):  # set once, by the informer's first list
+                if stop.is_set():
+                    return
+
+    await asyncio.get_running_loop().run_in_executor(None, wait)
+    log.info("caches synced", informers=len(informers))
+
+
 async def _worker(
-    queue: WorkQueue[Key], reconciler: Reconciler, executor: ThreadPoolExecutor
+    queue: WorkQueue[Key],
+    reconciler: Reconciler,
+    executor: ThreadPoolExecutor,
+    synced: asyncio.Task[None],
 ) -> None:
     loop = asyncio.get_running_loop()
+    await asyncio.shield(synced)
     while True:
         key = await queue.get()
         started = time.monotonic()
@@ -298,7 +337,8 @@ async def haservice_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
     store: Store = memo.store
     obj = _raw(event)
     if event["type"] == "DELETED":
-        store.remove_haservice(obj)
+        # One last look: the reconciler forgets it and lifts its node bans.
+        memo.queue.add(store.remove_haservice(obj))
         return
     previous = store.snapshot((obj["metadata"]["namespace"], obj["metadata"]["name"])).haservice
     key = store.put_haservice(obj)

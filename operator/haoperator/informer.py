@@ -40,13 +40,17 @@ class Informer:
         kind: str,
         path: str,
         selector: str | None,
+        field_selector: str | None = None,
         on_list: Callable[[list[dict[str, Any]]], None],
         on_event: Callable[[str, dict[str, Any]], None],
         stop: threading.Event,
     ) -> None:
         self.api, self.kind, self.path, self.selector = api, kind, path, selector
+        self.field_selector = field_selector
         self.on_list, self.on_event, self.stop = on_list, on_event, stop
         self.synced = False
+        self.listed = threading.Event()
+        """Set after the first complete list: the store holds what existed then."""
         self.failing_since: float | None = None
         self.log = log.bind(kind=kind, path=path)
         self.thread = threading.Thread(target=self.run, daemon=True, name=f"informer-{kind}")
@@ -60,6 +64,7 @@ class Informer:
             try:
                 version = self._list()
                 self.synced, self.failing_since, backoff = True, None, 1.0
+                self.listed.set()
                 while not self.stop.is_set():
                     version = self._watch(version)
             except Gone:
@@ -75,6 +80,8 @@ class Informer:
         params = dict(query)
         if self.selector:
             params["labelSelector"] = self.selector
+        if self.field_selector:
+            params["fieldSelector"] = self.field_selector
         method, url, headers, body, _ = self.api.param_serialize(
             "GET",
             self.path,

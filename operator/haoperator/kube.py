@@ -23,6 +23,8 @@ CREATE_ONLY_VERSION = "1"
 """The resourceVersion that makes an apply create-only: etcd starts at revision 1 and its first
 write is revision 2, so no object ever has it."""
 COMPONENT = "haoperator"
+DETERMINISTIC_500S = ("failed to create typed patch object", "failed to convert new object")
+"""How the API server's 500s for an object it cannot take begin (see ApiError.invalid)."""
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,15 @@ class ApiError(Exception):
 
     @property
     def invalid(self) -> bool:
-        """The server judged the object itself wrong: retrying the same object cannot help."""
-        return self.status in (400, 422)
+        """The server judged the object itself wrong: retrying the same object cannot help.
+
+        Server-side apply answers some of these with 500 rather than 422: a field the schema
+        does not declare, two list entries with the same key (container names, Service ports),
+        a value that does not convert (a quantity such as `cpu: lots`). Those 500s say so in
+        their message and are as final as a 422."""
+        if self.status in (400, 422):
+            return True
+        return self.status == 500 and self.message.lstrip().startswith(DETERMINISTIC_500S)
 
     @property
     def transient(self) -> bool:

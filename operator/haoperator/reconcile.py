@@ -17,17 +17,23 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from haoperator import metrics, render, status
+from haoperator import metrics, ownership, render, status
 from haoperator.api import HAService
+from haoperator.apitypes import MAX_REPLICAS
 from haoperator.cache import ChildKey, Key, Snapshot, Store
 from haoperator.diff import differences
 from haoperator.kube import ApiError, Kube, ObjectRef, now_iso
+from haoperator.ownership import Verdict
+from haoperator.problems import describe
 from haoperator.recovery_actions import Recoverer
 
 APPLIED_HASH = "haoperator.dev/applied-hash"
 ROLE_LABEL = "haoperator.dev/role"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 WORKLOADS = ("Deployment", "StatefulSet")
+FAILED_CREATE_FRESH = 600.0
+"""How long a StatefulSet's FailedCreate event explains its missing pods: its controller retries
+with a backoff of minutes, and says it again each time."""
 log = structlog.get_logger("haoperator.reconcile")
 
 
@@ -50,7 +56,7 @@ class _Passive:
 
     lease: dict[str, Any] | None
     routed: set[str] | None
-    failing_over: bool
+    electing: bool
     requeue_after: float | None
 
 
@@ -61,6 +67,14 @@ class _Changes:
     deleted: list[str] = field(default_factory=list)
     drift: list[str] = field(default_factory=list)
     problem: status.Problem | None = None
+
+    def refuse(self, reason: str, message: str) -> None:
+        """Record a child the operator could not make as asked; several join in one message,
+        under the first one's reason."""
+        if self.problem is None:
+            self.problem = status.Problem(reason, message)
+        else:
+            self.problem = status.Problem(self.problem.reason, f"{self.problem.message}; {message}")
 
     def summary(self) -> str:
         parts = []
@@ -87,9 +101,22 @@ def _older_version(version: str | None, than: str) -> bool:
         return False
 
 
-def owned_by(obj: dict[str, Any], uid: str) -> bool:
-    refs = obj.get("metadata", {}).get("ownerReferences") or []
-    return any(r.get("uid") == uid and r.get("controller") for r in refs)
+def _fresh(failed_create: tuple[str, float] | None) -> str | None:
+    if failed_create is None:
+        return None
+    message, at = failed_create
+    return message if time.time() - at < FAILED_CREATE_FRESH else None
+
+
+def refusal(exc: ApiError) -> str | None:
+    """The reason to report for a child the API server would not take, or None when retrying
+    may help (an outage, a conflict): InvalidSpec when the object itself is wrong, Forbidden
+    when a policy refuses it (RBAC, a quota, an admission webhook)."""
+    if exc.invalid:
+        return "InvalidSpec"
+    if exc.status == 403:
+        return "Forbidden"
+    return None
 
 
 def _label(kind: str, name: str) -> str:
@@ -97,17 +124,25 @@ def _label(kind: str, name: str) -> str:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, store: Store, *, elector_image: str) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        store: Store,
+        *,
+        elector_image: str,
+        max_replicas: int = MAX_REPLICAS,
+    ) -> None:
         self.kube = kube
         self.store = store
         self.elector_image = elector_image
+        self.max_replicas = max_replicas
         self.recoverer = Recoverer(kube)
         self.counts = metrics.ServiceCounts()
         self._last_status: dict[Key, dict[str, Any]] = {}
         self._written: dict[Key, tuple[str, dict[str, Any]]] = {}
         """Our last status write per HAService: (resourceVersion it made, the status)."""
         self._without_active: dict[Key, float] = {}
-        """ActivePassive: since when (monotonic) a service that was Ready has no active pod."""
+        """ActivePassive: since when (monotonic) pods are ready but none serves as leader."""
 
     def reconcile(self, key: Key) -> Outcome:
         snapshot = self._read_own_writes(key, self.store.snapshot(key))
@@ -116,14 +151,18 @@ class Reconciler:
             self.counts.forget(key)
             self._last_status.pop(key, None)
             self._written.pop(key, None)
-            return Outcome()  # gone or going: owner references take the children with it
+            self._without_active.pop(key, None)
+            if self.store.take_deleted(key):
+                # Owner references take the children; the node bans are ours to lift.
+                self.recoverer.forget(key, self.store.nodes())
+            return Outcome()
         logger = log.bind(namespace=key[0], name=key[1])
         ref = ObjectRef.of(obj)
         try:
             haservice = HAService.model_validate(obj)
         except ValidationError as exc:
             # Admission enforces the same rules, so this means a CRD older than this operator.
-            message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            message = "; ".join(describe(exc))
             return self._report(
                 snapshot,
                 ref,
@@ -131,6 +170,14 @@ class Reconciler:
                 _Changes(problem=status.Problem("InvalidSpec", message)),
                 logger,
             )
+        wanted = haservice.spec.desired_replicas
+        if wanted > self.max_replicas:
+            limit = status.Problem(
+                "ReplicasAboveLimit",
+                f"spec.replicas {wanted} is above this operator's limit of {self.max_replicas} "
+                "(haoperator run --max-replicas): children left as they are",
+            )
+            return self._report(snapshot, ref, None, _Changes(problem=limit), logger)
 
         desired = render.desired(haservice, elector_image=self.elector_image)
         changes = _Changes()
@@ -138,7 +185,7 @@ class Reconciler:
         self._prune(obj, snapshot, desired, changes)
         passive = None
         if haservice.spec.category == "ActivePassive":
-            passive = self._active_passive(key, obj, snapshot, haservice, ref, logger)
+            passive = self._active_passive(key, snapshot, haservice, ref, logger)
         recovered = self.recoverer.run(key, snapshot, haservice, ref, self.store.nodes(), logger)
         outcome = self._report(
             snapshot, ref, haservice, changes, logger, passive, recovered.limited
@@ -162,14 +209,21 @@ class Reconciler:
         ref: ObjectRef,
         logger: Any,
     ) -> None:
-        uid = obj["metadata"]["uid"]
+        uid, name = obj["metadata"]["uid"], obj["metadata"]["name"]
         generation = obj["metadata"].get("generation", 0)
         reconciled_before = (obj.get("status") or {}).get("observedGeneration") == generation
+        foreign: set[ChildKey] = set()
         for child in desired:
-            kind, name = child["kind"], child["metadata"]["name"]
-            label = _label(kind, name)
+            kind, child_name = child["kind"], child["metadata"]["name"]
+            label = _label(kind, child_name)
             child["metadata"].setdefault("annotations", {})[APPLIED_HASH] = applied_hash(child)
-            observed = snapshot.children.get((kind, name))
+            observed = snapshot.children.get((kind, child_name))
+            blockers = ownership.references(child) & foreign
+            if blockers:
+                # It would refer to someone else's object: never bind to it, run as it, grant it.
+                foreign.add((kind, child_name))
+                self._withhold(child, observed, uid, blockers, changes)
+                continue
             try:
                 if observed is None:
                     # Not in the cache: not made yet, deleted, just made (cache lag), or not ours.
@@ -180,19 +234,22 @@ class Reconciler:
                         else:
                             changes.created.append(label)
                         continue
-                    if not owned_by(observed, uid):
-                        changes.problem = status.Problem(
-                            "NameConflict",
-                            f"{label} already exists and is not owned by this HAService; "
-                            "left untouched",
-                        )
-                        continue
-                if (
+                verdict = ownership.judge(observed, uid, name)
+                if verdict is Verdict.FOREIGN:
+                    foreign.add((kind, child_name))
+                    changes.refuse(
+                        "NameConflict",
+                        f"{label} already exists and {ownership.whose(observed)}; left untouched",
+                    )
+                    continue
+                if verdict is Verdict.ADOPT or (
                     observed["metadata"].get("annotations", {}).get(APPLIED_HASH)
                     != child["metadata"]["annotations"][APPLIED_HASH]
                 ):
                     result = self.kube.apply(child)
-                    if result["metadata"].get("resourceVersion") != observed["metadata"].get(
+                    if verdict is Verdict.ADOPT:
+                        changes.updated.append(f"{label} (adopted)")
+                    elif result["metadata"].get("resourceVersion") != observed["metadata"].get(
                         "resourceVersion"
                     ):
                         changes.updated.append(label)
@@ -202,10 +259,36 @@ class Reconciler:
                     self.kube.apply(child)
                     changes.drift.append(f"{label}: {', '.join(drift)}")
             except ApiError as exc:
-                if not exc.invalid:
+                reason = refusal(exc)
+                if reason is None:
                     raise
-                changes.problem = status.Problem("InvalidSpec", f"{label}: {exc.message}")
-                logger.warning("child rejected by the API server", child=label, error=exc.message)
+                changes.refuse(reason, f"{label}: {exc.message}")
+                logger.warning("child refused by the API server", child=label, error=exc.message)
+
+    def _withhold(
+        self,
+        child: dict[str, Any],
+        observed: dict[str, Any] | None,
+        uid: str,
+        blockers: set[ChildKey],
+        changes: _Changes,
+    ) -> None:
+        """Leave `child` unmade because an object it refers to is not ours; a grant of ours that
+        exists already is revoked (it now names someone else's object)."""
+        kind, name = child["kind"], child["metadata"]["name"]
+        names = ", ".join(_label(k, n) for k, n in sorted(blockers))
+        what = "not applied"
+        if (
+            kind in ownership.GRANTS
+            and observed is not None
+            and ownership.owned_by(observed, uid)
+            and self.kube.delete(
+                kind, observed["metadata"].get("namespace"), name, uid=observed["metadata"]["uid"]
+            )
+        ):
+            what = "deleted"
+            changes.deleted.append(_label(kind, name))
+        changes.refuse("NameConflict", f"{_label(kind, name)} {what}: it would refer to {names}")
 
     def _create(self, child: dict[str, Any]) -> dict[str, Any] | None:
         """Create `child` unless an object of its name exists: None when created, else the
@@ -235,7 +318,7 @@ class Reconciler:
         uid = obj["metadata"]["uid"]
         wanted: set[ChildKey] = {(c["kind"], c["metadata"]["name"]) for c in desired}
         for (kind, name), child in snapshot.children.items():
-            if (kind, name) in wanted or not owned_by(child, uid):
+            if (kind, name) in wanted or not ownership.owned_by(child, uid):
                 continue
             if self.kube.delete(
                 kind, child["metadata"].get("namespace"), name, uid=child["metadata"].get("uid")
@@ -247,29 +330,22 @@ class Reconciler:
     def _active_passive(
         self,
         key: Key,
-        obj: dict[str, Any],
         snapshot: Snapshot,
         haservice: HAService,
         ref: ObjectRef,
         logger: Any,
     ) -> _Passive:
         lease = snapshot.children.get(("Lease", ref.name))
-        if lease is not None:
-            self._adopt_lease(obj, lease)
-        holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
-        active = status.active_pods(snapshot.pods)
-        if len(active) > 1:
-            # The electors fence before they take the role; this is the net under them.
-            fenced = sorted(
-                p["metadata"]["name"] for p in active if p["metadata"]["name"] != holder
+        fenced = status.to_fence(lease, snapshot.pods)
+        for name in fenced:
+            self.kube.patch(
+                "Pod", ref.namespace, name, {"metadata": {"labels": {ROLE_LABEL: "standby"}}}
             )
-            for name in fenced:
-                self.kube.patch(
-                    "Pod", ref.namespace, name, {"metadata": {"labels": {ROLE_LABEL: "standby"}}}
-                )
+        if fenced:
+            holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
             message = (
-                f"pods {', '.join(sorted(p['metadata']['name'] for p in active))} were all active; "
-                f"removed the role from {', '.join(fenced)} (the Lease names {holder or 'nobody'})"
+                f"removed the active role from {', '.join(fenced)}: the Lease {ref.name} names "
+                f"{holder or 'nobody'}"
             )
             logger.warning("split brain prevented", message=message)
             metrics.RECOVERY_ACTIONS.labels("split_brain_prevented").inc()
@@ -285,39 +361,19 @@ class Reconciler:
                 if (endpoint.get("conditions") or {}).get("ready") and endpoint.get("targetRef")
             }
         lease_duration = float(haservice.spec.active_passive_settings.lease_duration_seconds)
-        ready_active = [p for p in active if status.is_ready(p)]
-        was_ready = status_ready(obj)
+        leaderless = status.serving_leader(lease, snapshot.pods) is None and any(
+            status.is_ready(p) for p in snapshot.pods
+        )
         now = time.monotonic()
-        failing_over, requeue = False, None
-        if ready_active:
+        electing, requeue = False, None
+        if not leaderless:
             self._without_active.pop(key, None)
-        elif was_ready or key in self._without_active:
+        else:
             since = self._without_active.setdefault(key, now)
             remaining = since + lease_duration - now
             if remaining > 0:
-                failing_over, requeue = True, remaining + 0.05
-        return _Passive(
-            lease=lease, routed=routed, failing_over=failing_over, requeue_after=requeue
-        )
-
-    def _adopt_lease(self, obj: dict[str, Any], lease: dict[str, Any]) -> None:
-        """The electors create the Lease; an owner reference lets it go with the HAService."""
-        uid = obj["metadata"]["uid"]
-        refs = lease["metadata"].get("ownerReferences") or []
-        if any(r.get("uid") == uid for r in refs):
-            return
-        owner = {
-            "apiVersion": obj["apiVersion"],
-            "kind": obj["kind"],
-            "name": obj["metadata"]["name"],
-            "uid": uid,
-        }
-        self.kube.patch(
-            "Lease",
-            lease["metadata"]["namespace"],
-            lease["metadata"]["name"],
-            {"metadata": {"ownerReferences": [*refs, owner]}},
-        )
+                electing, requeue = True, remaining + 0.05
+        return _Passive(lease=lease, routed=routed, electing=electing, requeue_after=requeue)
 
     # -- status and events ---------------------------------------------------------------------
 
@@ -356,13 +412,17 @@ class Reconciler:
                 previous=obj.get("status") or {},
                 lease=passive.lease if passive else None,
                 routed=passive.routed if passive else None,
-                failing_over=passive.failing_over if passive else False,
+                electing=passive.electing if passive else False,
                 limited=limited or [],
+                failed_create=_fresh(snapshot.failed_create),
             )
             new = status.compute(observed, now_iso())
             if passive:
                 self._leadership_events(ref, obj.get("status") or {}, new, logger)
             self._quorum_events(ref, obj.get("status") or {}, new)
+            for reason, message in status.warnings(obj.get("status") or {}, new):
+                logger.warning(reason, message=message)
+                self.kube.record_event(ref, "Warning", reason, message)
         else:
             new = self._problem_only_status(obj, changes.problem)
         self._write_status(ref, obj.get("status") or {}, new)

@@ -146,3 +146,12 @@ def ban_expired(value: str, now: float) -> bool:
         return float(value) <= now
     except ValueError:
         return True
+
+
+def expired_bans(labels: dict[str, str], now: float) -> list[str]:
+    """A node's avoid labels whose ban has run out, whichever HAService they were for."""
+    return sorted(
+        key
+        for key, value in labels.items()
+        if key.startswith(AVOID_PREFIX) and ban_expired(value, now)
+    )

@@ -150,15 +150,34 @@ class Recoverer:
     def _lift_bans(
         self, ref: ObjectRef, nodes: dict[str, dict[str, Any]], now: float, result: RecoveryResult
     ) -> None:
-        label = recovery.avoid_label(ref.namespace, ref.name)
+        """Lift every ban that has run out — this HAService's, and those of HAServices deleted
+        while no operator watched (whoever reconciles first sweeps them) — and come back when
+        this one's next ban ends."""
+        own = recovery.avoid_label(ref.namespace, ref.name)
         for name, node in nodes.items():
-            value = (node["metadata"].get("labels") or {}).get(label)
-            if value is None:
-                continue
-            if recovery.ban_expired(value, now):
-                self.kube.patch("Node", None, name, {"metadata": {"labels": {label: None}}})
-            else:
+            labels = node["metadata"].get("labels") or {}
+            expired = recovery.expired_bans(labels, now)
+            if expired:
+                self._unlabel(name, expired)
+            value = labels.get(own)
+            if value is not None and own not in expired:
                 result.later(float(value) - now)
+
+    def forget(self, key: Key, nodes: dict[str, dict[str, Any]]) -> None:
+        """The HAService is gone: lift its bans now rather than leave its labels on the nodes."""
+        label = recovery.avoid_label(*key)
+        for name, node in nodes.items():
+            if label in (node["metadata"].get("labels") or {}):
+                self._unlabel(name, [label])
+
+    def _unlabel(self, node: str, labels: list[str]) -> None:
+        try:
+            self.kube.patch(
+                "Node", None, node, {"metadata": {"labels": dict.fromkeys(labels, None)}}
+            )
+        except ApiError as exc:
+            if exc.status != 404:  # the node went away meanwhile: nothing left to lift
+                raise
 
     # -- node loss -------------------------------------------------------------------------------
 

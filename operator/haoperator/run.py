@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from haoperator import logging as ha_logging
+from haoperator.apitypes import MAX_REPLICAS
 from haoperator.settings import DEFAULT_IMAGE, Settings, env
 
 
@@ -62,6 +63,14 @@ def add_parser(commands: Any) -> None:
         help="reconciles at once (default: %(default)s)",
     )
     run.add_argument(
+        "--max-replicas",
+        type=int,
+        default=int(env("MAX_REPLICAS", str(MAX_REPLICAS))),
+        help="refuse HAServices asking for more replicas than this: their children are left as "
+        "they are and they report ReplicasAboveLimit (default and most: %(default)s, the CRD's "
+        "own limit)",
+    )
+    run.add_argument(
         "--log-format",
         choices=["auto", "json", "console"],
         default=env("LOG_FORMAT", "auto"),
@@ -76,6 +85,8 @@ def add_parser(commands: Any) -> None:
 
 
 def main(args: argparse.Namespace, out: Any = None) -> int:
+    if not 1 <= args.max_replicas <= MAX_REPLICAS:
+        raise SystemExit(f"haoperator run: --max-replicas must be from 1 to {MAX_REPLICAS}")
     if not args.all_namespaces and not args.namespace:
         raise SystemExit(
             "haoperator run: say which namespaces to watch: "
@@ -89,6 +100,7 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
         liveness_port=args.liveness_port,
         metrics_port=args.metrics_port,
         workers=max(1, args.workers),
+        max_replicas=args.max_replicas,
         log_format=args.log_format,
         log_level=args.log_level,
     )

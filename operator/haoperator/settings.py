@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from haoperator import __version__
+from haoperator.apitypes import MAX_REPLICAS
 
 DEFAULT_IMAGE = f"ghcr.io/haoperator/haoperator:{__version__}"
 
@@ -24,5 +25,6 @@ class Settings:
     liveness_port: int = 8080
     metrics_port: int = 9090
     workers: int = 8
+    max_replicas: int = MAX_REPLICAS
     log_format: str = "auto"
     log_level: str = "info"

@@ -1,11 +1,14 @@
 """Pure: the HAService's status from what the operator observed of its children and pods.
 
 The rules are API.md's: `Ready` says the service can serve (LoadBalanced/QueueWorker: enough
-replicas ready for the disruption budget; Clustered: a quorum ready; ActivePassive: exactly one
-ready pod labelled active behind the Service), `Progressing` that children are being created or
-rolled, `Degraded` that fewer replicas are ready than desired, `QuorumLost` (Clustered) that fewer
-than a quorum are. A condition keeps its lastTransitionTime while its status does not change, so
-recomputing an unchanged world yields an identical status, and the operator writes nothing.
+replicas ready for the disruption budget; Clustered: a quorum ready; ActivePassive: the pod the
+Lease names is ready, labelled active, alone in being so, and the Service routes to it),
+`Progressing` that children are being created or rolled, `Degraded` that fewer replicas are ready
+than desired or that the service lacks a leader, `QuorumLost` (Clustered) that fewer than a
+quorum are. When pods are missing because they cannot be created or scheduled, the conditions
+carry the controller's or the scheduler's own words. A condition keeps its lastTransitionTime
+while its status does not change, so recomputing an unchanged world yields an identical status,
+and the operator writes nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from haoperator.api import DEFAULT_CLUSTERED_REPLICAS, DEFAULT_REPLICAS, HAServiceSpec
+from haoperator.api import HAServiceSpec
 
 ROLE_LABEL = "haoperator.dev/role"
 FAILOVER_ANNOTATION = "haoperator.dev/last-failover"
@@ -25,6 +28,17 @@ SERVICE_LABEL = "haoperator.dev/service"
 @dataclass(frozen=True)
 class Problem:
     """Why the operator could not make the children as asked (InvalidSpec, NameConflict)."""
+
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why pods are missing although the workload asks for them: its controller cannot create
+    them (PodSecurity, a quota, a missing ServiceAccount) or the scheduler cannot place them
+    (an unknown StorageClass, no node that fits). The workload and its pods say so exactly;
+    without this the HAService said only `0/2 ready`."""
 
     reason: str
     message: str
@@ -46,27 +60,24 @@ class Observed:
     """ActivePassive: the electors' Lease."""
     routed: set[str] | None = None
     """ActivePassive with a Service: the pods its EndpointSlices list as ready endpoints."""
-    failing_over: bool = False
-    """ActivePassive: no active pod, but for less than a lease duration (a handover)."""
+    electing: bool = False
+    """ActivePassive: pods are ready but none has served as leader (held the Lease, labelled
+    active, ready) for less than a lease duration: a handover or the first election is under
+    way, which is not news yet. A service that was Ready stays Ready (FailingOver) meanwhile."""
     limited: list[str] = field(default_factory=list)
     """Pods past their restart limit under `recovery.restart.onLimit: Notify`."""
+    failed_create: str | None = None
+    """The workload controller's last word on a pod it could not create (a StatefulSet says it
+    only in a FailedCreate event), when pods are missing."""
 
 
 def desired_replicas(spec: HAServiceSpec) -> int:
-    if spec.replicas is not None:
-        return spec.replicas
-    return DEFAULT_CLUSTERED_REPLICAS if spec.category == "Clustered" else DEFAULT_REPLICAS
+    return spec.desired_replicas
 
 
 def quorum(spec: HAServiceSpec) -> int:
     """Majority = floor(n/2)+1, All = n, or the integer given."""
-    replicas = desired_replicas(spec)
-    wanted = spec.clustered.quorum if spec.clustered else "Majority"
-    if wanted == "Majority":
-        return replicas // 2 + 1
-    if wanted == "All":
-        return replicas
-    return int(wanted)
+    return spec.clustered_settings.quorum_size(spec.desired_replicas)
 
 
 def max_unavailable(spec: HAServiceSpec) -> int:
@@ -94,7 +105,49 @@ def _condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any
     }
 
 
-def _ready(observed: Observed, ready: int) -> dict[str, Any]:
+def _workload_condition(workload: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    for condition in ((workload or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == type_ and condition.get("status") == "True":
+            return dict(condition)
+    return None
+
+
+def blocked(observed: Observed) -> Blocked | None:
+    """Why pods are missing or cannot start, as the workload's controller or the scheduler
+    said it; None when nothing is stuck."""
+    failure = _workload_condition(observed.workload, "ReplicaFailure")
+    if failure is not None:
+        return Blocked("PodsCannotBeCreated", str(failure.get("message") or failure["reason"]))
+    workload_status = (observed.workload or {}).get("status") or {}
+    if observed.failed_create and int(workload_status.get("replicas", 0)) < desired_replicas(
+        observed.spec
+    ):
+        return Blocked("PodsCannotBeCreated", observed.failed_create)
+    for pod in sorted(observed.pods, key=lambda p: p["metadata"]["name"]):
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        for condition in (pod.get("status") or {}).get("conditions") or []:
+            if (
+                condition.get("type") == "PodScheduled"
+                and condition.get("status") == "False"
+                and condition.get("reason") == "Unschedulable"
+            ):
+                message = condition.get("message") or "no node fits it"
+                return Blocked("PodsUnschedulable", f"pod {pod['metadata']['name']}: {message}")
+    return None
+
+
+def _ready(observed: Observed, ready: int, stuck: Blocked | None) -> dict[str, Any]:
+    condition = _ready_verdict(observed, ready)
+    if condition["status"] == "False" and stuck is not None and not observed.problem:
+        replicas = desired_replicas(observed.spec)
+        return _condition(
+            "Ready", False, stuck.reason, f"{ready}/{replicas} ready: {stuck.message}"
+        )
+    return condition
+
+
+def _ready_verdict(observed: Observed, ready: int) -> dict[str, Any]:
     spec = observed.spec
     if observed.problem:
         return _condition("Ready", False, observed.problem.reason, observed.problem.message)
@@ -125,6 +178,7 @@ def _ready(observed: Observed, ready: int) -> dict[str, Any]:
 
 
 def active_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Pods labelled active (and not being deleted): where the Service sends traffic."""
     return [
         p
         for p in pods
@@ -133,16 +187,70 @@ def active_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def lease_holder(lease: dict[str, Any] | None, pods: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The pod the Lease names, if it is a live pod of the service: the active pod. The Lease,
+    not a label, says who leads; the label is what the elector makes of it for the Service."""
+    holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+    if not holder:
+        return None
+    return next(
+        (
+            p
+            for p in pods
+            if p["metadata"]["name"] == holder and not p["metadata"].get("deletionTimestamp")
+        ),
+        None,
+    )
+
+
+def serving_leader(lease: dict[str, Any] | None, pods: list[dict[str, Any]]) -> str | None:
+    """The Lease holder when it is labelled active and ready: a leader that can serve."""
+    holder = lease_holder(lease, pods)
+    if holder is None or not is_ready(holder):
+        return None
+    labels = holder["metadata"].get("labels") or {}
+    return holder["metadata"]["name"] if labels.get(ROLE_LABEL) == "active" else None
+
+
+def _older(obj: dict[str, Any], than: dict[str, Any]) -> bool:
+    """resourceVersions are opaque, but etcd's are one increasing counter across all objects."""
+    try:
+        return int(obj["metadata"]["resourceVersion"]) < int(than["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def to_fence(lease: dict[str, Any] | None, pods: list[dict[str, Any]]) -> list[str]:
+    """The pods to take the active label from, as a net under the electors (who fence before
+    they label): every labelled pod but the Lease holder when more than one is labelled, and a
+    lone labelled pod that is not the holder when its label is older than what the Lease says
+    (its elector died, or could not unlabel it). A label newer than the Lease we know of may
+    belong to a leader whose Lease write we have not seen yet: left alone until we have."""
+    holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+    labelled = active_pods(pods)
+    if len(labelled) > 1:
+        return sorted(p["metadata"]["name"] for p in labelled if p["metadata"]["name"] != holder)
+    if (
+        len(labelled) == 1
+        and lease is not None
+        and labelled[0]["metadata"]["name"] != holder
+        and _older(labelled[0], lease)
+    ):
+        return [labelled[0]["metadata"]["name"]]
+    return []
+
+
 def _active_passive_ready(observed: Observed) -> dict[str, Any]:
-    active = [p for p in active_pods(observed.pods) if is_ready(p)]
-    if len(active) > 1:
-        names = ", ".join(sorted(p["metadata"]["name"] for p in active))
+    labelled = [p for p in active_pods(observed.pods) if is_ready(p)]
+    if len(labelled) > 1:
+        names = ", ".join(sorted(p["metadata"]["name"] for p in labelled))
         return _condition("Ready", False, "SplitBrain", f"more than one active pod: {names}")
-    if not active:
-        if observed.failing_over:
+    holder = lease_holder(observed.lease, observed.pods)
+    name = serving_leader(observed.lease, observed.pods)
+    if name is None:
+        if observed.electing and was_ready(observed):
             return _condition("Ready", True, "FailingOver", "the active role is changing hands")
-        return _condition("Ready", False, "NoActivePod", "no ready pod holds the active role")
-    name = active[0]["metadata"]["name"]
+        return _condition("Ready", False, *_why_no_leader(observed, holder))
     if observed.spec.service is not None:
         if not observed.service_present:
             return _condition(
@@ -154,6 +262,32 @@ def _active_passive_ready(observed: Observed) -> dict[str, Any]:
                 "Ready", False, "NotRouted", f"pod {name} is active; the Service routes to {routed}"
             )
     return _condition("Ready", True, "ActivePodReady", f"pod {name} is active and ready")
+
+
+def was_ready(observed: Observed) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in observed.previous.get("conditions") or []
+    )
+
+
+def _why_no_leader(observed: Observed, holder: dict[str, Any] | None) -> tuple[str, str]:
+    lease = observed.name
+    if holder is None:
+        if not any(is_ready(p) for p in observed.pods):
+            return "NoActivePod", "no pod is ready to take the active role"
+        stray = [p["metadata"]["name"] for p in active_pods(observed.pods)]
+        held = f" (pod {', '.join(stray)} is labelled active without it)" if stray else ""
+        return "NoActivePod", f"no pod holds the Lease {lease}{held}"
+    name = holder["metadata"]["name"]
+    if (holder["metadata"].get("labels") or {}).get(ROLE_LABEL) != "active":
+        return (
+            "LeaderNotLabelled",
+            f"pod {name} holds the Lease {lease} but is not labelled {ROLE_LABEL}=active, so the "
+            "Service routes to no pod: its ha-elector cannot label it (see the ha-elector log "
+            f"and the Role {lease}-elector)",
+        )
+    return "NoActivePod", f"pod {name} holds the Lease {lease} but is not ready"
 
 
 def failover_record(lease: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -201,7 +335,14 @@ def _progressing(observed: Observed) -> dict[str, Any]:
     return _condition("Progressing", False, "Stable", "all replicas are up to date")
 
 
-def _degraded(observed: Observed, ready: int) -> dict[str, Any]:
+LEADERSHIP_PROBLEMS = ("NoActivePod", "LeaderNotLabelled", "SplitBrain")
+WARNED_REASONS = ("PodsCannotBeCreated", "PodsUnschedulable", "NoActivePod", "LeaderNotLabelled")
+"""Degraded reasons that are news the moment they appear: a Warning event says so, once."""
+
+
+def _degraded(
+    observed: Observed, ready: int, stuck: Blocked | None, verdict: dict[str, Any]
+) -> dict[str, Any]:
     replicas = desired_replicas(observed.spec)
     if observed.limited:
         restart = observed.spec.recovery.restart
@@ -212,11 +353,35 @@ def _degraded(observed: Observed, ready: int) -> dict[str, Any]:
             f"{', '.join(sorted(observed.limited))} restarted more than {restart.max_restarts} "
             f"times within {restart.window_seconds} s",
         )
+    if stuck is not None:
+        return _condition("Degraded", True, stuck.reason, stuck.message)
+    if (
+        verdict["status"] == "False"
+        and verdict["reason"] in LEADERSHIP_PROBLEMS
+        and not observed.electing
+        and any(is_ready(p) for p in observed.pods)
+    ):
+        return _condition("Degraded", True, verdict["reason"], verdict["message"])
     if ready < replicas:
         return _condition(
             "Degraded", True, "ReplicasUnavailable", f"{ready}/{replicas} replicas ready"
         )
     return _condition("Degraded", False, "AllReplicasReady", f"{ready}/{replicas} replicas ready")
+
+
+def warnings(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str]]:
+    """(reason, message) of the Warning events a status change calls for: Degraded turning to
+    a reason of WARNED_REASONS. Said once per change, not on every reconcile that finds it."""
+
+    def degraded(st: dict[str, Any]) -> dict[str, Any]:
+        return next((c for c in st.get("conditions") or [] if c.get("type") == "Degraded"), {})
+
+    was, now = degraded(before), degraded(after)
+    if now.get("status") != "True" or now.get("reason") not in WARNED_REASONS:
+        return []
+    if was.get("status") == "True" and was.get("reason") == now.get("reason"):
+        return []
+    return [(str(now["reason"]), str(now["message"]))]
 
 
 def forming(observed: Observed) -> bool:
@@ -239,11 +404,9 @@ def compute(observed: Observed, now: str) -> dict[str, Any]:
     """The full status for `observed`; `now` stamps conditions whose status changed."""
     workload_status = (observed.workload or {}).get("status") or {}
     ready = int(workload_status.get("readyReplicas", 0))
-    conditions = [
-        _ready(observed, ready),
-        _progressing(observed),
-        _degraded(observed, ready),
-    ]
+    stuck = None if observed.problem else blocked(observed)
+    verdict = _ready(observed, ready, stuck)
+    conditions = [verdict, _progressing(observed), _degraded(observed, ready, stuck, verdict)]
     if observed.spec.category == "Clustered":
         conditions.append(_quorum_lost(observed, ready))
     previous = {c.get("type"): c for c in observed.previous.get("conditions") or []}
@@ -258,14 +421,15 @@ def compute(observed: Observed, now: str) -> dict[str, Any]:
     status: dict[str, Any] = {
         "observedGeneration": observed.generation,
         "selector": f"{SERVICE_LABEL}={observed.name}",
+        "desiredReplicas": desired_replicas(observed.spec),
         "replicas": int(workload_status.get("replicas", 0)),
         "readyReplicas": ready,
         "conditions": conditions,
     }
     if observed.spec.category == "ActivePassive":
-        active = [p for p in active_pods(observed.pods) if is_ready(p)]
-        if len(active) == 1:
-            status["activePod"] = active[0]["metadata"]["name"]
+        holder = lease_holder(observed.lease, observed.pods)
+        if holder is not None:
+            status["activePod"] = holder["metadata"]["name"]
         lease_spec = (observed.lease or {}).get("spec") or {}
         status["failovers"] = int(lease_spec.get("leaseTransitions") or 0)
         last = failover_record(observed.lease) or observed.previous.get("lastFailover")

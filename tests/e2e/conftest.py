@@ -39,7 +39,7 @@ from tests.e2e.support import (
     token_kubeconfig,
 )
 from tests.integration.operator_process import OperatorProcess
-from tests.support import REPO, wait_until
+from tests.support import REPO, exists, wait_until
 
 LOCAL_OPERATOR = os.environ.get("HAOPERATOR_E2E_LOCAL_OPERATOR") == "1"
 Electors = Callable[[str], ElectorStandIns | None]
@@ -57,7 +57,7 @@ def installed(api_client: ApiClient, apps: client.AppsV1Api, kubectl: Kubectl) -
         result = kubectl("apply", "--server-side", "--force-conflicts", "-k", str(REPO / "crds"))
         assert result.returncode == 0, result.stderr
     else:
-        if not _exists(lambda: apps.read_namespaced_deployment(OPERATOR, SYSTEM_NAMESPACE)):
+        if not exists(lambda: apps.read_namespaced_deployment(OPERATOR, SYSTEM_NAMESPACE)):
             pytest.fail(
                 f"haoperator is not installed: no Deployment {SYSTEM_NAMESPACE}/{OPERATOR}. "
                 "Install it with `kubectl apply -k manifests/`, or set "
@@ -90,22 +90,12 @@ def namespace(
     }
     core.create_namespace({"metadata": {"name": name, "labels": labels}})
     wait_until(
-        lambda: _exists(lambda: core.read_namespaced_service_account("default", name)),
+        lambda: exists(lambda: core.read_namespaced_service_account("default", name)),
         timeout=30,
         what="default ServiceAccount",
     )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
-
-
-def _exists(read: Callable[[], Any]) -> bool:
-    try:
-        read()
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
 
 
 @pytest.fixture
@@ -141,7 +131,7 @@ def electors(
         if sidecars_run_in_pods:
             return None
         wait_until(
-            lambda: _exists(
+            lambda: exists(
                 lambda: core.read_namespaced_service_account(f"{name}-elector", namespace)
             ),
             timeout=60,

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -74,6 +75,43 @@ class OperatorProcess:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError(f"operator did not stop within 30 s:\n{self.log_tail()}") from None
+
+    def metrics(self) -> dict[str, float]:
+        """Its Prometheus samples, `name{labels}` -> value, as /metrics serves them."""
+        with urllib.request.urlopen(
+            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+        ) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def metrics_quiet(self, seconds: float = 3.0) -> bool:
+        """Whether it made no request and ran no reconcile for `seconds` (a condition to wait
+        for, not a timing to assert)."""
+
+        def activity() -> float:
+            samples = self.metrics()
+            return sum(
+                v
+                for k, v in samples.items()
+                if k.startswith(("haoperator_api_requests_total{", "haoperator_reconcile_total{"))
+            )
+
+        before = activity()
+        time.sleep(seconds)
+        return activity() == before
+
+    def writes(self) -> float:
+        """Requests it made that change something on the API server (all but GET)."""
+        return sum(
+            value
+            for name, value in self.metrics().items()
+            if name.startswith("haoperator_api_requests_total{") and 'method="GET"' not in name
+        )
 
     def log_tail(self, lines: int = 40) -> str:
         try:

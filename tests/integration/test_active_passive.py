@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from tests.e2e.support import token_kubeconfig
 from tests.integration import haservices as has
 from tests.integration.conftest import ready_pods
 from tests.integration.electors import Elector, RouteWatcher
@@ -35,9 +36,12 @@ class Pair:
         core: client.CoreV1Api,
         custom: client.CustomObjectsApi,
         tmp: Path,
+        kubeconfig: Path | None = None,
         **spec: Any,
     ) -> None:
+        """`kubeconfig`: whose credentials the electors use (default: the tests' own)."""
         self.namespace, self.core, self.custom, self.tmp = namespace, core, custom, tmp
+        self.kubeconfig = kubeconfig
         body = has.haservice(NAME, "ActivePassive", replicas=2, service=has.SERVICE, **spec)
         has.create(custom, namespace, body)
         settings = spec.get("activePassive", {})
@@ -68,7 +72,8 @@ class Pair:
         )
 
     def start(self, pod: str) -> Elector:
-        return Elector(self.namespace, pod, NAME, self.tmp / f"elector-{pod}.log", *self.args)
+        log = self.tmp / f"elector-{pod}.log"
+        return Elector(self.namespace, pod, NAME, log, *self.args, kubeconfig=self.kubeconfig)
 
     def role(self, pod: str) -> str | None:
         labels = self.core.read_namespaced_pod(pod, self.namespace).metadata.labels or {}
@@ -107,8 +112,8 @@ def pair_factory(
 ) -> Iterator[Any]:
     made: list[Pair] = []
 
-    def make(**spec: Any) -> Pair:
-        made.append(Pair(namespace, core, custom, tmp_path, **spec))
+    def make(kubeconfig: Path | None = None, **spec: Any) -> Pair:
+        made.append(Pair(namespace, core, custom, tmp_path, kubeconfig, **spec))
         return made[-1]
 
     yield make
@@ -298,3 +303,119 @@ def test_split_brain_is_cut_by_the_operator(
     assert second in event[0].message
     # The watcher may have seen both for the instant before the cut: this test is about the net.
     pair.watcher.history = [h for h in pair.watcher.history if len(h) <= 1]
+
+
+def test_a_leaders_label_removed_by_hand_is_put_back(
+    namespace: str,
+    operator: OperatorProcess,
+    pair_factory: Any,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+) -> None:
+    """`kubectl label pod <leader> haoperator.dev/role-`: the label was written once, at the
+    win, and the Service routed to nobody for as long as the pod led."""
+    pair = pair_factory()
+    first = pair.leader()
+    wait_until(lambda: has.is_ready(custom, namespace, NAME), timeout=30, what="Ready")
+    core.patch_namespaced_pod(first, namespace, {"metadata": {"labels": {ROLE: None}}})
+    assert pair.leader() == first  # labelled and routed again, by its own elector
+    assert pair.electors[first].leader() == 200
+    assert pair.lease()["spec"]["holder_identity"] == first
+    wait_until(lambda: has.is_ready(custom, namespace, NAME), timeout=30, what="Ready again")
+    assert not has.events(core, namespace, NAME, "FailoverCompleted")
+
+
+def elector_account(
+    core: client.CoreV1Api, kubectl: Any, namespace: str, tmp: Path, pod_verbs: list[str]
+) -> tuple[Path, Any]:
+    """A ServiceAccount for the electors with a Role this test controls (the operator restores
+    its own within a second): the kubeconfig, and a function that sets the verbs on pods."""
+    rbac = client.RbacAuthorizationV1Api(core.api_client)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "electors"}})
+
+    def role(verbs: list[str]) -> dict[str, Any]:
+        return {
+            "metadata": {"name": "electors"},
+            "rules": [
+                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                 "resourceNames": [NAME], "verbs": ["get", "list", "watch", "update", "patch"]},
+                {"apiGroups": [""], "resources": ["pods"], "verbs": verbs},
+            ],
+        }  # fmt: skip
+
+    rbac.create_namespaced_role(namespace, role(pod_verbs))
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "electors"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "electors",
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": "electors", "namespace": namespace}],
+        },
+    )
+
+    def set_pod_verbs(verbs: list[str]) -> None:
+        rbac.replace_namespaced_role("electors", namespace, role(verbs))
+
+    return token_kubeconfig(kubectl, namespace, "electors", tmp / "electors.kubeconfig"), (
+        set_pod_verbs
+    )
+
+
+def test_a_new_leader_that_may_not_label_itself_does_not_lead_and_the_haservice_says_so(
+    namespace: str,
+    operator: OperatorProcess,
+    pair_factory: Any,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    kubectl: Any,
+    tmp_path: Path,
+) -> None:
+    """The electors' Role cut to get/list/watch on pods, the leader's elector killed: the standby
+    took the Lease, its PATCH got 403, it counted itself leader anyway (/leader 200) and the
+    operator reported Ready for the pod whose elector was dead."""
+    full = ["get", "list", "watch", "patch"]
+    kubeconfig, set_pod_verbs = elector_account(core, kubectl, namespace, tmp_path, full)
+    pair = pair_factory(kubeconfig=kubeconfig)
+    first = pair.leader()
+    second = pair.other(first)
+    wait_until(lambda: has.is_ready(custom, namespace, NAME), timeout=30, what="Ready")
+
+    set_pod_verbs(["get", "list", "watch"])
+    pair.electors[first].signal(signal.SIGKILL)
+    wait_until(
+        lambda: pair.lease()["spec"]["holder_identity"] == second,
+        timeout=30,
+        what="the standby takes the Lease once it expires",
+    )
+
+    def says_why() -> dict[str, Any]:
+        ready = has.condition(has.get(custom, namespace, NAME), "Ready")
+        return ready if ready.get("reason") == "LeaderNotLabelled" else {}
+
+    ready = wait_until(says_why, timeout=30, what="Ready=False LeaderNotLabelled")
+    assert f"pod {second} holds the Lease {NAME}" in ready["message"]
+    st = status(custom, namespace)
+    assert st["activePod"] == second  # the Lease, not a label, names it
+    degraded = has.condition(has.get(custom, namespace, NAME), "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "LeaderNotLabelled")
+    warning = wait_until(
+        lambda: has.events(core, namespace, NAME, "LeaderNotLabelled"), timeout=15, what="event"
+    )[0]
+    assert warning.type == "Warning"
+    assert pair.electors[second].leader() == 503  # not leading while the Service cannot route
+    # The dead elector's pod lost the label the Lease contradicts (the operator's net).
+    wait_until(lambda: pair.role(first) != "active", timeout=15, what="the stale label removed")
+
+    set_pod_verbs(full)
+    wait_until(
+        lambda: pair.active() == [second] and pair.watcher.current() == {second},
+        timeout=30,
+        what="the Lease holder labels itself once it may",
+    )
+    assert pair.electors[second].leader() == 200
+    wait_until(lambda: has.is_ready(custom, namespace, NAME), timeout=30, what="Ready again")
+    assert status(custom, namespace)["activePod"] == second

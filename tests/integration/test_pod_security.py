@@ -133,3 +133,67 @@ def test_the_operator_pod_is_admitted_in_its_namespace(
         )
         assert result.returncode == 0, result.stderr
         assert "Warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("category", ["QueueWorker", "Clustered"])
+def test_pods_that_cannot_be_created_say_why_on_the_haservice(
+    category: str,
+    namespace: str,
+    operator: OperatorProcess,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+) -> None:
+    """The workload knows why (a Deployment's ReplicaFailure condition, a StatefulSet's
+    FailedCreate event); the HAService once said only `0/1 ready`."""
+    enforce_restricted(core, namespace)
+    body = has.haservice("rooted", category, replicas=1)
+    del body["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+    has.create(custom, namespace, body)
+
+    def said() -> dict[str, Any]:
+        ready = has.condition(has.get(custom, namespace, "rooted"), "Ready")
+        return ready if ready.get("reason") == "PodsCannotBeCreated" else {}
+
+    ready = wait_until(said, timeout=60, what="Ready=False PodsCannotBeCreated")
+    assert 'violates PodSecurity "restricted:latest"' in ready["message"]
+    degraded = has.condition(has.get(custom, namespace, "rooted"), "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "PodsCannotBeCreated")
+    event = wait_until(
+        lambda: has.events(core, namespace, "rooted", "PodsCannotBeCreated"),
+        timeout=15,
+        what="a Warning event",
+    )[0]
+    assert event.type == "Warning"
+    assert "violates PodSecurity" in event.message
+
+
+def test_pods_the_scheduler_cannot_place_say_why_on_the_haservice(
+    namespace: str,
+    operator: OperatorProcess,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+) -> None:
+    claim = {
+        "metadata": {"name": "data"},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "no-such-class",
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    body = has.haservice("db", "Clustered", replicas=1, clustered={"volumeClaimTemplates": [claim]})
+    has.create(custom, namespace, body)
+
+    def said() -> dict[str, Any]:
+        ready = has.condition(has.get(custom, namespace, "db"), "Ready")
+        return ready if ready.get("reason") == "PodsUnschedulable" else {}
+
+    ready = wait_until(said, timeout=60, what="Ready=False PodsUnschedulable")
+    assert "pod db-0:" in ready["message"]
+    assert "PersistentVolumeClaims" in ready["message"]
+    assert (
+        wait_until(
+            lambda: has.events(core, namespace, "db", "PodsUnschedulable"), timeout=15, what="event"
+        )[0].type
+        == "Warning"
+    )

@@ -41,6 +41,28 @@ def event_messages(core: client.CoreV1Api, namespace: str, name: str, reason: st
     return [e.message for e in has.events(core, namespace, name, reason)]
 
 
+def crash_looping_worker(
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    chaos: Chaos,
+    namespace: str,
+    max_restarts: int,
+    window: int,
+) -> Any:
+    """A one-pod QueueWorker with `onLimit: Migrate` whose pod crash-loops; the pod."""
+    body = has.haservice(
+        "worker", "QueueWorker", replicas=1, placement={"spread": "None"},
+        recovery={"restart": {"maxRestarts": max_restarts, "windowSeconds": window,
+                              "onLimit": "Migrate"}},
+    )  # fmt: skip
+    has.create(custom, namespace, body)
+    pod = wait_until(
+        lambda: ready_pods(core, namespace, "haoperator.dev/service=worker"), timeout=60, what="pod"
+    )[0]
+    chaos("crashloop", namespace, pod.metadata.name)
+    return pod
+
+
 def test_crash_loop_past_the_budget_migrates_and_the_ban_lifts(
     namespace: str,
     operator: OperatorProcess,
@@ -48,16 +70,8 @@ def test_crash_loop_past_the_budget_migrates_and_the_ban_lifts(
     core: client.CoreV1Api,
     chaos: Chaos,
 ) -> None:
-    body = has.haservice(
-        "worker", "QueueWorker", replicas=1, placement={"spread": "None"},
-        recovery={"restart": {"maxRestarts": 2, "windowSeconds": 30, "onLimit": "Migrate"}},
-    )  # fmt: skip
-    has.create(custom, namespace, body)
-    pod = wait_until(
-        lambda: ready_pods(core, namespace, "haoperator.dev/service=worker"), timeout=60, what="pod"
-    )[0]
+    pod = crash_looping_worker(custom, core, chaos, namespace, max_restarts=2, window=30)
     first_node = pod.spec.node_name
-    chaos("crashloop", namespace, pod.metadata.name)
     failed = wait_until(
         lambda: event_messages(core, namespace, "worker", "PodFailed"), timeout=30, what="PodFailed"
     )
@@ -104,6 +118,31 @@ def test_crash_loop_past_the_budget_migrates_and_the_ban_lifts(
     assert 'haoperator_haservices{category="QueueWorker",ready="true"} 1.0' in metrics
     assert "haoperator_reconcile_seconds_count" in metrics
     assert 'haoperator_reconcile_total{result="ok"}' in metrics
+
+
+def test_deleting_the_haservice_lifts_its_bans_at_once(
+    namespace: str,
+    operator: OperatorProcess,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    chaos: Chaos,
+) -> None:
+    """A ban outlived its HAService: nothing lifted the node label once nobody reconciled it."""
+    pod = crash_looping_worker(custom, core, chaos, namespace, max_restarts=1, window=3600)
+    wait_until(
+        lambda: event_messages(core, namespace, "worker", "PodMigrated"),
+        timeout=60,
+        what="PodMigrated",
+    )
+    label = avoid_label(namespace, "worker")
+    node = pod.spec.node_name
+    assert label in (core.read_node(node).metadata.labels or {})
+    custom.delete_namespaced_custom_object(has.GROUP, has.VERSION, namespace, has.PLURAL, "worker")
+    wait_until(
+        lambda: label not in (core.read_node(node).metadata.labels or {}),
+        timeout=30,
+        what="the ban lifted with its HAService, long before its hour is up",
+    )
 
 
 def test_notify_only_warns(

@@ -70,3 +70,31 @@ def test_an_object_that_is_not_ours_wakes_nothing() -> None:
     foreign = child("Service", "1", spec={})
     foreign["metadata"]["labels"] = {}
     assert Store().put_child(foreign) is None
+
+
+def test_listed_children_are_held_with_kind_and_api_version_like_watched_ones() -> None:
+    """List items carry no kind or apiVersion; a child held without its apiVersion once made
+    every child of every HAService look drifted after each operator restart or relist."""
+    from haoperator import render
+    from haoperator.api import HAService
+    from haoperator.diff import differences
+
+    haservice = HAService.model_validate(
+        {
+            "apiVersion": "haoperator.dev/v1alpha1",
+            "kind": "HAService",
+            "metadata": {"name": "web", "namespace": "ns", "uid": "u1"},
+            "spec": {
+                "category": "LoadBalanced",
+                "template": {"spec": {"containers": [{"name": "a", "image": "i"}]}},
+                "service": {"ports": [{"name": "http", "port": 80}]},
+            },
+        }
+    )
+    store = Store()
+    for child in render.desired(haservice):
+        listed = {k: v for k, v in child.items() if k not in ("kind", "apiVersion")}
+        store.resync_children(child["kind"], "ns", [listed])
+        held = store.snapshot(("ns", "web")).children[(child["kind"], "web")]
+        assert held["apiVersion"] == child["apiVersion"]
+        assert differences(child, held) == [], child["kind"]

@@ -36,7 +36,14 @@ def test_render_prints_the_children_as_multi_document_yaml(
     code, out, err = run(["render", "-f", write(tmp_path, ACTIVE_PASSIVE)], capsys)
     assert (code, err) == (0, "")
     kinds = [child["kind"] for child in yaml.safe_load_all(out)]
-    assert kinds == ["ServiceAccount", "Role", "RoleBinding", "Deployment", "PodDisruptionBudget"]
+    assert kinds == [
+        "ServiceAccount",
+        "Lease",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "PodDisruptionBudget",
+    ]
     assert out.startswith("---\n")
 
 

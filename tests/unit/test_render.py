@@ -18,7 +18,7 @@ OURS = {
     "app.kubernetes.io/managed-by": "haoperator",
     "haoperator.dev/service": "web",
 }
-PORTS = {"ports": [{"name": "http", "port": 80, "targetPort": "http"}]}
+PORTS = {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
 
 
 def by_kind(children: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -43,7 +43,7 @@ def pod_spec(child: dict[str, Any]) -> dict[str, Any]:
         ("Clustered", {}, [("Service", "web-peers"), ("StatefulSet", "web"),
                            ("PodDisruptionBudget", "web")]),
         ("ActivePassive", {"service": PORTS},
-         [("ServiceAccount", "web-elector"), ("Role", "web-elector"),
+         [("ServiceAccount", "web-elector"), ("Lease", "web"), ("Role", "web-elector"),
           ("RoleBinding", "web-elector"), ("Service", "web"), ("Deployment", "web"),
           ("PodDisruptionBudget", "web")]),
     ],
@@ -55,8 +55,13 @@ def test_each_category_renders_its_children_in_a_stable_order(
     assert [(child["kind"], child["metadata"]["name"]) for child in rendered] == children
 
 
-def test_no_lease_is_rendered_the_electors_create_it() -> None:
-    assert all(child["kind"] != "Lease" for child in desired(haservice("ActivePassive")))
+def test_the_lease_is_rendered_empty_the_electors_own_its_spec() -> None:
+    """The operator makes the Lease so that the electors' Role can name it (and a Lease of
+    the same name that is not ours is never touched); holder and renewals are the electors'."""
+    lease = by_kind(desired(haservice("ActivePassive")))[("Lease", "web")]
+    assert lease["apiVersion"] == "coordination.k8s.io/v1"
+    assert "spec" not in lease
+    assert lease["metadata"]["labels"]["haoperator.dev/service"] == "web"
 
 
 @pytest.mark.parametrize("category", ["LoadBalanced", "Clustered", "QueueWorker", "ActivePassive"])
@@ -279,8 +284,8 @@ def test_only_the_elector_gets_the_api_token_of_the_account_we_create() -> None:
 def test_the_elector_role_grants_exactly_what_it_needs() -> None:
     role = by_kind(desired(haservice("ActivePassive")))[("Role", "web-elector")]
     assert role["rules"] == [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-         "verbs": ["get", "list", "watch", "create", "update", "patch"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["web"],
+         "verbs": ["get", "list", "watch", "update", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
     ]  # fmt: skip
     assert not any("*" in values for rule in role["rules"] for values in rule.values())

@@ -376,6 +376,7 @@ def test_the_role_lets_kopf_watch_what_the_operator_watches() -> None:
         ("haoperator.dev", "haservices"),
         ("", "pods"),
         ("", "nodes"),
+        ("", "events"),
         *((group, plural) for group, _, plural in handlers.CHILD_RESOURCES),
     ]
     for key in watched:

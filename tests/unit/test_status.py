@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from haoperator import status
 from haoperator.api import HAServiceSpec
 from haoperator.diff import differences, quantity
@@ -76,11 +78,18 @@ def test_a_clustered_service_that_never_had_quorum_is_forming_not_lost() -> None
     assert conditions(again)["QuorumLost"]["reason"] == "QuorumLost"
 
 
-def pod(name: str, role: str | None, ready: bool = True) -> dict[str, Any]:
+def pod(name: str, role: str | None, ready: bool = True, version: str = "5") -> dict[str, Any]:
     labels = {"haoperator.dev/role": role} if role else {}
     return {
-        "metadata": {"name": name, "labels": labels},
+        "metadata": {"name": name, "labels": labels, "resourceVersion": version},
         "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+
+
+def lease(holder: str | None, version: str = "4", **meta: Any) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "vip", "resourceVersion": version, **meta},
+        "spec": {"holderIdentity": holder},
     }
 
 
@@ -93,29 +102,153 @@ def ap(**extra: Any) -> status.Observed:
     return status.Observed("vip", 1, s, **base)
 
 
-def test_active_passive_ready_needs_one_active_pod_that_the_service_routes_to() -> None:
+READY = {"conditions": [{"type": "Ready", "status": "True", "reason": "ActivePodReady"}]}
+
+
+def test_active_passive_ready_needs_the_lease_holder_labelled_active_and_routed() -> None:
     pods = [pod("a", "active"), pod("b", "standby")]
-    assert conditions(compute(ap(pods=pods, routed={"a"})))["Ready"]["status"] == "True"
-    assert compute(ap(pods=pods, routed={"a"}))["activePod"] == "a"
-    assert conditions(compute(ap(pods=pods, routed=set())))["Ready"]["reason"] == "NotRouted"
+    ok = compute(ap(pods=pods, routed={"a"}, lease=lease("a")))
+    assert conditions(ok)["Ready"]["status"] == "True"
+    assert conditions(ok)["Ready"]["reason"] == "ActivePodReady"
+    assert ok["activePod"] == "a"
+    assert (
+        conditions(compute(ap(pods=pods, routed=set(), lease=lease("a"))))["Ready"]["reason"]
+        == "NotRouted"
+    )
     both = [pod("a", "active"), pod("b", "active")]
-    assert conditions(compute(ap(pods=both, routed={"a"})))["Ready"]["reason"] == "SplitBrain"
+    split = compute(ap(pods=both, routed={"a"}, lease=lease("a")))
+    assert conditions(split)["Ready"]["reason"] == "SplitBrain"
+
+
+def test_the_lease_not_a_label_names_the_active_pod() -> None:
+    """A pod labelled active without holding the Lease (its elector died, say) is not the
+    active pod; the holder is, and if it lacks the label the Service routes to nobody."""
+    pods = [pod("a", "active"), pod("b", "standby")]
+    st = compute(ap(pods=pods, routed={"a"}, lease=lease("b")))
+    assert st["activePod"] == "b"
+    ready = conditions(st)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "LeaderNotLabelled")
+    assert "pod b holds the Lease vip" in ready["message"]
+    degraded = conditions(st)["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "LeaderNotLabelled")
+
+
+def test_no_lease_holder_is_no_active_pod_and_degraded_once_the_grace_is_over() -> None:
     none = [pod("a", "standby"), pod("b", "standby")]
-    assert conditions(compute(ap(pods=none, routed=set())))["Ready"]["reason"] == "NoActivePod"
-    handing = conditions(compute(ap(pods=none, routed=set(), failing_over=True)))
-    assert handing["Ready"]["status"] == "True"
-    assert handing["Ready"]["reason"] == "FailingOver"
+    st = compute(ap(pods=none, routed=set(), lease=lease(None)))
+    assert conditions(st)["Ready"]["reason"] == "NoActivePod"
+    assert "no pod holds the Lease vip" in conditions(st)["Ready"]["message"]
+    assert conditions(st)["Degraded"]["reason"] == "NoActivePod"
+    assert "activePod" not in st
+    # Within a lease duration of losing it: a service that was Ready is failing over...
+    handing = conditions(compute(ap(pods=none, lease=lease(None), electing=True, previous=READY)))
+    assert (handing["Ready"]["status"], handing["Ready"]["reason"]) == ("True", "FailingOver")
+    assert handing["Degraded"]["status"] == "False"
+    # ...and a new one is still electing: not Ready, not yet degraded, no news.
+    first = conditions(compute(ap(pods=none, lease=lease(None), electing=True)))
+    assert (first["Ready"]["status"], first["Ready"]["reason"]) == ("False", "NoActivePod")
+    assert first["Degraded"]["status"] == "False"
+    # No pod ready: nothing to elect; the replicas are what is missing.
+    down = compute(ap(pods=[pod("a", None, ready=False)], lease=lease(None),
+                      workload=workload(0, 2)))  # fmt: skip
+    assert conditions(down)["Degraded"]["reason"] == "ReplicasUnavailable"
+
+
+def test_a_warning_once_when_the_service_loses_its_leader() -> None:
+    pods = [pod("a", "standby"), pod("b", "standby")]
+    good = compute(ap(pods=[pod("a", "active"), pod("b", "standby")], routed={"a"},
+                      lease=lease("a")))  # fmt: skip
+    bad = compute(ap(pods=pods, routed=set(), lease=lease("a"), previous=good))
+    assert status.warnings(good, bad) == [
+        ("LeaderNotLabelled", conditions(bad)["Degraded"]["message"])
+    ]
+    again = compute(ap(pods=pods, routed=set(), lease=lease("a"), previous=bad))
+    assert status.warnings(bad, again) == []
+    assert status.warnings(again, good) == []
+
+
+@pytest.mark.parametrize(
+    ("pods", "holder", "fenced"),
+    [
+        ([pod("a", "active"), pod("b", "standby")], "a", []),
+        # Two labelled: all but the holder lose it, whatever the versions.
+        ([pod("a", "active"), pod("b", "active", version="9")], "a", ["b"]),
+        # One labelled, not the holder, its label older than the Lease: a dead elector's pod.
+        ([pod("a", "active", version="3"), pod("b", "standby")], "b", ["a"]),
+        # Labelled after the Lease we know of: maybe a leader whose Lease write we have not
+        # seen yet; left alone.
+        ([pod("a", "active", version="7"), pod("b", "standby")], "b", []),
+        ([pod("a", "active", version="3")], None, ["a"]),
+    ],
+)
+def test_the_operator_fences_labels_the_lease_contradicts(
+    pods: list[dict[str, Any]], holder: str | None, fenced: list[str]
+) -> None:
+    assert status.to_fence(lease(holder, version="5"), pods) == fenced
+
+
+def test_no_lease_yet_fences_only_a_second_label() -> None:
+    assert status.to_fence(None, [pod("a", "active")]) == []
+    assert status.to_fence(None, [pod("a", "active"), pod("b", "active")]) == ["a", "b"]
 
 
 def test_failover_comes_from_the_lease() -> None:
     record = '{"from": "a", "to": "b", "time": "t", "seconds": 0.4}'
-    lease = {
-        "metadata": {"annotations": {"haoperator.dev/last-failover": record}},
-        "spec": {"leaseTransitions": 3},
-    }
-    st = compute(ap(pods=[pod("b", "active")], routed={"b"}, lease=lease))
+    held = lease("b", annotations={"haoperator.dev/last-failover": record})
+    held["spec"]["leaseTransitions"] = 3
+    st = compute(ap(pods=[pod("b", "active")], routed={"b"}, lease=held))
     assert st["failovers"] == 3
     assert st["lastFailover"] == {"from": "a", "to": "b", "time": "t", "seconds": 0.4}
+
+
+def test_desired_replicas_is_reported_with_the_category_default() -> None:
+    assert compute(status.Observed("w", 1, spec(category="QueueWorker")))["desiredReplicas"] == 2
+    clustered = status.Observed("db", 1, spec(category="Clustered"))
+    assert compute(clustered)["desiredReplicas"] == 3
+
+
+def test_pods_that_cannot_be_created_say_why_in_ready_and_degraded() -> None:
+    """The Deployment carries its ReplicaSet's ReplicaFailure: that message, not `0/2`."""
+    s = spec(category="LoadBalanced", replicas=2)
+    failing = workload(0, 0)
+    failing["status"]["conditions"] = [
+        {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate",
+         "message": 'pods "web-1" is forbidden: violates PodSecurity "restricted:latest"'},
+    ]  # fmt: skip
+    st = compute(status.Observed("web", 1, s, failing))
+    ready, degraded = conditions(st)["Ready"], conditions(st)["Degraded"]
+    assert (ready["status"], ready["reason"]) == ("False", "PodsCannotBeCreated")
+    assert ready["message"].startswith('0/2 ready: pods "web-1" is forbidden')
+    assert (degraded["status"], degraded["reason"]) == ("True", "PodsCannotBeCreated")
+    assert status.warnings({}, st) == [("PodsCannotBeCreated", degraded["message"])]
+
+
+def test_a_statefulsets_failed_create_counts_only_while_pods_are_missing() -> None:
+    s = spec(category="Clustered", replicas=3)
+    message = 'pods "db-0" is forbidden: exceeded quota: pods'
+    short = compute(status.Observed("db", 1, s, workload(0, 0, "StatefulSet"),
+                                    failed_create=message))  # fmt: skip
+    assert conditions(short)["Ready"]["reason"] == "PodsCannotBeCreated"
+    assert message in conditions(short)["Ready"]["message"]
+    full = compute(status.Observed("db", 1, s, workload(3, 3, "StatefulSet"),
+                                   failed_create=message))  # fmt: skip
+    assert conditions(full)["Ready"]["reason"] == "QuorumReached"
+    assert conditions(full)["Degraded"]["status"] == "False"
+
+
+def test_unschedulable_pods_say_what_the_scheduler_said() -> None:
+    s = spec(category="Clustered", replicas=3)
+    pending = {
+        "metadata": {"name": "db-0"},
+        "status": {"conditions": [{"type": "PodScheduled", "status": "False",
+                                   "reason": "Unschedulable",
+                                   "message": "0/3 nodes are available: pod has unbound "
+                                              "immediate PersistentVolumeClaims."}]},
+    }  # fmt: skip
+    st = compute(status.Observed("db", 1, s, workload(0, 1, "StatefulSet"), pods=[pending]))
+    ready = conditions(st)["Ready"]
+    assert ready["reason"] == "PodsUnschedulable"
+    assert "pod db-0: 0/3 nodes are available" in ready["message"]
 
 
 def test_an_unchanged_world_gives_an_identical_status() -> None:
@@ -155,3 +288,9 @@ def test_differences_ignore_what_the_server_adds_and_normalises() -> None:
     assert differences({"a": {"b": 1}}, {}) == ["a: missing"]
     assert quantity("1Ki") == 1024
     assert quantity("abc") is None
+
+
+def test_identity_is_not_drift() -> None:
+    want = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 2}}
+    assert differences(want, {"spec": {"replicas": 2}}) == []
+    assert differences(want, {"spec": {"replicas": 3}}) == ["spec.replicas: 3 (want 2)"]

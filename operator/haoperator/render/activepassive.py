@@ -2,8 +2,8 @@
 
 Every pod runs the `ha-elector` sidecar; the one holding the Lease `<name>` labels itself
 haoperator.dev/role=active, and the Service `<name>` selects only that label. The children: the
-elector's ServiceAccount/Role/RoleBinding, the Service when `spec.service` is given, a Deployment
-and a PodDisruptionBudget.
+elector's ServiceAccount, its Lease, Role and RoleBinding, the Service when `spec.service` is
+given, a Deployment and a PodDisruptionBudget.
 """
 
 from __future__ import annotations

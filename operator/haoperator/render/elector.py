@@ -10,8 +10,10 @@ must accept:
 with the pod's name and namespace in the environment (POD_NAME, POD_NAMESPACE). It serves
 GET /healthz (the liveness probe) and GET /leader on that port.
 
-The Lease `<name>` itself is not rendered: the electors create it on first contention and own
-every field of it, so the operator never competes with them for holderIdentity or renewTime.
+The Lease `<name>` is rendered empty: the operator makes it (labels, owner reference) so that
+the electors' Role can be limited to that one Lease and a Lease of the same name that is not ours
+is never touched (NameConflict); the electors own every field of its spec, so the operator never
+competes with them for holderIdentity or renewTime.
 
 The elector's API token is mounted into the sidecar only. When the operator provides the
 ServiceAccount, the pods do not automount its token, so the application cannot move the active
@@ -22,12 +24,13 @@ from __future__ import annotations
 
 from haoperator import __version__
 from haoperator.api import HAService
+from haoperator.api_workload import ELECTOR_CONTAINER, ELECTOR_TOKEN_VOLUME
 from haoperator.render import common
 from haoperator.render.common import Manifest
 
 DEFAULT_ELECTOR_IMAGE = f"ghcr.io/haoperator/haoperator:{__version__}"
-CONTAINER_NAME = "ha-elector"
-TOKEN_VOLUME = "ha-elector-token"
+CONTAINER_NAME = ELECTOR_CONTAINER
+TOKEN_VOLUME = ELECTOR_TOKEN_VOLUME
 TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 TOKEN_LIFETIME_SECONDS = 3607
 ELECTOR_USER_ID = 65532
@@ -147,8 +150,18 @@ def service_account(haservice: HAService) -> Manifest:
     }
 
 
+def lease(haservice: HAService) -> Manifest:
+    """The Lease the electors contend for, made empty by the operator (see the module doc)."""
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": common.metadata(haservice, haservice.name),
+    }
+
+
 def role(haservice: HAService) -> Manifest:
-    """What an elector does: contend for its Lease, and label pods active or standby."""
+    """What an elector does: contend for its own Lease (that one only: no `create`, which a
+    resource name cannot limit), and label pods active or standby."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -157,7 +170,8 @@ def role(haservice: HAService) -> Manifest:
             {
                 "apiGroups": ["coordination.k8s.io"],
                 "resources": ["leases"],
-                "verbs": ["get", "list", "watch", "create", "update", "patch"],
+                "resourceNames": [haservice.name],
+                "verbs": ["get", "list", "watch", "update", "patch"],
             },
             {
                 "apiGroups": [""],
@@ -189,6 +203,7 @@ def role_binding(haservice: HAService) -> Manifest:
 
 
 def access(haservice: HAService) -> list[Manifest]:
-    """The ServiceAccount (unless the template names one), the Role and the RoleBinding."""
+    """The ServiceAccount (unless the template names one), the Lease, the Role and the
+    RoleBinding: each before what refers to it."""
     account = [service_account(haservice)] if creates_service_account(haservice) else []
-    return [*account, role(haservice), role_binding(haservice)]
+    return [*account, lease(haservice), role(haservice), role_binding(haservice)]
