@@ -5,7 +5,8 @@ ActivePassive pod. This does what a kubelet would: for each running pod that has
 native sidecar, start `haoperator elect` with the sidecar's own arguments (acting for that pod),
 and stop it with SIGTERM when the pod is deleted, so the elector releases its Lease as it would
 in a real pod. The electors use the cluster's admin kubeconfig, not the pod's ServiceAccount
-token (the RBAC test covers that). Used by `make dev`.
+token (the RBAC test covers that). Used by `make dev`, for the namespaces its operator watches
+(only those: the tests run electors of their own in theirs).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Sidecars:
         self.log_dir = log_dir
         self.running: dict[str, subprocess.Popen[bytes]] = {}
         self.lock = threading.Lock()
+        self.closed = False  # once stopping, start no elector
 
     def sync(self, pod: Any, deleted: bool) -> None:
         key = f"{pod.metadata.namespace}/{pod.metadata.name}"
@@ -53,7 +55,7 @@ class Sidecars:
                 if process.poll() is None:
                     process.terminate()  # the kubelet's SIGTERM: the elector releases its Lease
                 return
-            if process is None and alive and sidecar is not None:
+            if process is None and alive and sidecar is not None and not self.closed:
                 args = [a for a in sidecar.args or [] if a != "elect"]
                 cmd = [
                     str(Path(sys.executable).parent / "haoperator"), "elect", *args,
@@ -68,18 +70,40 @@ class Sidecars:
                     cmd, stdout=log, stderr=subprocess.STDOUT, env=env
                 )
 
+    def prune(self, namespace: str, pods: set[str]) -> None:
+        """Stop the electors of pods of `namespace` that are gone (deleted between two watches)."""
+        with self.lock:
+            present = {f"{namespace}/{name}" for name in pods}
+            for key in [k for k in self.running if k.startswith(f"{namespace}/")]:
+                if key not in present:
+                    process = self.running.pop(key)
+                    if process.poll() is None:
+                        process.terminate()
+
     def stop(self) -> None:
         with self.lock:
+            self.closed = True
             for process in self.running.values():
                 process.terminate()
             for process in self.running.values():
-                process.wait(timeout=15)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:  # never leave an elector behind
+                    process.kill()
+                    process.wait()
+            self.running.clear()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kubeconfig", required=True)
-    parser.add_argument("--namespace", required=True, help="the pods of this namespace only")
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        required=True,
+        help="the pods of this namespace (repeatable; other namespaces are left alone, their "
+        "HAServices may have electors of their own, such as the tests')",
+    )
     parser.add_argument("--log-dir", default=".testenv/logs")
     args = parser.parse_args()
     config.load_kube_config(args.kubeconfig)
@@ -93,13 +117,19 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    def follow() -> None:
+    def follow(namespace: str) -> None:
+        selector = "app.kubernetes.io/managed-by=haoperator"
         while not stopping.is_set():
-            try:
+            try:  # list, then watch from there: pods deleted between two watches are noticed
+                pods = core.list_namespaced_pod(namespace, label_selector=selector)
+                sidecars.prune(namespace, {pod.metadata.name for pod in pods.items})
+                for pod in pods.items:
+                    sidecars.sync(pod, False)
                 stream = watch.Watch().stream(
                     core.list_namespaced_pod,
-                    args.namespace,
-                    label_selector="app.kubernetes.io/managed-by=haoperator",
+                    namespace,
+                    label_selector=selector,
+                    resource_version=pods.metadata.resource_version,
                     timeout_seconds=60,
                 )
                 for event in stream:
@@ -107,7 +137,8 @@ def main() -> None:
             except Exception:  # keep following through API hiccups
                 stopping.wait(1)
 
-    threading.Thread(target=follow, daemon=True).start()
+    for namespace in dict.fromkeys(args.namespace):
+        threading.Thread(target=follow, args=(namespace,), daemon=True).start()
     stopping.wait()
     sidecars.stop()
 

@@ -1,5 +1,5 @@
 """The samples in manifests/samples: valid, rendered to valid Kubernetes, restricted-compliant,
-and all listed in the kustomization."""
+and all listed in the kustomization (what their pods reference: test_sample_references.py)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,17 @@ def _rendered(path: Path) -> list[dict[str, Any]]:
     return list(yaml.safe_load_all(out.getvalue()))
 
 
-def test_the_kustomization_lists_every_sample() -> None:
+def test_the_kustomization_lists_every_sample_and_what_they_share() -> None:
+    """Every file: the samples, and shared/ (their namespace, nova-config); the quickstart is a
+    kustomization of its own."""
     kustomization = yaml.safe_load((SAMPLES_DIR / "kustomization.yaml").read_text())
-    assert sorted(kustomization["resources"]) == [path.name for path in SAMPLES]
+    files = sorted(
+        path.relative_to(SAMPLES_DIR).as_posix()
+        for path in SAMPLES_DIR.rglob("*.yaml")
+        if path.name != "kustomization.yaml" and "quickstart" not in path.parts
+    )
+    assert sorted(kustomization["resources"]) == files
+    assert {path.name for path in SAMPLES} <= set(files)
 
 
 def test_every_category_has_a_sample() -> None:
