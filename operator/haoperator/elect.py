@@ -105,7 +105,12 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
     try:
         config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
-        config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
+        try:
+            config.load_kube_config(config_file=args.kubeconfig, client_configuration=configuration)
+        except Exception as exc:  # no usable configuration: one line, not a traceback
+            raise SystemExit(
+                f"haoperator elect: cannot configure access to Kubernetes: {exc}"
+            ) from exc
     api = client.ApiClient(configuration)
     elector = Elector(
         Kube(api, timeout=max(timing.retry_period, 1.0)),

@@ -214,3 +214,14 @@ def test_run_stops_at_once_naming_a_port_that_is_taken(tmp_path: Path, flag: str
     assert "Traceback" not in result.stderr
     assert f"on port {port}: Address already in use" in result.stderr
     assert flag in result.stderr.splitlines()[-1]
+
+
+def test_elect_without_any_credentials_says_so_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither in a pod nor given a kubeconfig: it ended in a ConfigException traceback."""
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    missing = str(tmp_path / "no-such-kubeconfig")
+    with pytest.raises(SystemExit) as stopped:
+        main(["elect", "--lease", "vip", "--pod", "p", "--namespace", "n", "--kubeconfig", missing])
+    assert str(stopped.value).startswith("haoperator elect: cannot configure access to Kubernetes")
