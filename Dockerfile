@@ -5,12 +5,21 @@
 # the hash-pinned lock file; the runtime stage is distroless (no shell, no package manager, no
 # pip) and gets only that environment. It runs as a numeric non-root user and never writes to
 # its root filesystem, so it works with readOnlyRootFilesystem under the `restricted` policy.
-# For releases, pin both bases by digest (FROM image:tag@sha256:...).
+# For releases, pin both bases by digest (image:tag@sha256:...).
+#
+# The two bases are build arguments whose defaults are the public images users pull. testenv
+# (testenv/image, `make image-local`) passes its own, made from the same Debian 12 packages
+# with mmdebstrap, so the image is built without a registry: BUILD_BASE must be Debian 12 with
+# a shell and dpkg; RUNTIME_BASE must have Debian 12's Python 3.11 at /usr/bin/python3.
+ARG BUILD_BASE=docker.io/library/debian:12-slim
+ARG RUNTIME_BASE=gcr.io/distroless/python3-debian12:nonroot
 
-FROM docker.io/library/debian:12-slim AS build
-RUN apt-get update \
- && apt-get install --yes --no-install-recommends python3-venv \
- && rm -rf /var/lib/apt/lists/*
+FROM ${BUILD_BASE} AS build
+# A base that already has python3-venv (testenv's) skips apt.
+RUN dpkg --status python3-venv >/dev/null 2>&1 \
+ || { apt-get update \
+      && apt-get install --yes --no-install-recommends python3-venv \
+      && rm -rf /var/lib/apt/lists/*; }
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /venv
@@ -26,7 +35,7 @@ RUN /venv/bin/pip install --no-deps /src \
 
 # gcr.io/distroless/python3-debian12 ships Debian 12's Python 3.11, the interpreter the build
 # stage used, at the same path (/usr/bin/python3), so the copied environment runs as it is.
-FROM gcr.io/distroless/python3-debian12:nonroot
+FROM ${RUNTIME_BASE}
 COPY --from=build /venv /venv
 ENV PATH=/venv/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \

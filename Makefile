@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lock cluster cluster-down dev lint test test-unit test-integration
+.PHONY: help install lock cluster cluster-down dev lint test test-unit test-integration test-realnode
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,10 +30,10 @@ lock: ## re-resolve requirements/*.lock from pyproject.toml (needs network to Py
 	  --python-platform x86_64-unknown-linux-gnu -q -o requirements/runtime.lock
 	rm -rf .lockenv
 
-cluster: ## start the local Kubernetes control plane (idempotent); writes .testenv/kubeconfig and .testenv/env
+cluster: ## start the local cluster: control plane, 3 kwok nodes, the real node (idempotent); writes .testenv/kubeconfig and .testenv/env
 	testenv/cluster up
 
-cluster-down: ## stop the local control plane and everything it started
+cluster-down: ## stop the local cluster and remove what it left on the machine (also after a crash)
 	testenv/cluster down
 
 dev: install cluster ## run the operator on the local cluster with the samples (Ctrl-C stops it)
@@ -50,10 +50,13 @@ test-unit: install ## unit tests: pure code, no cluster
 test-integration: install cluster ## integration and e2e tests on the local cluster
 	KUBECONFIG=$(CURDIR)/.testenv/kubeconfig HAOPERATOR_E2E_LOCAL_OPERATOR=1 $(BIN)/pytest tests/integration tests/e2e
 
-test: lint test-unit test-integration ## everything CI runs: lint, unit and integration tests
+test-realnode: install cluster ## the real-node tier: real containers on the local cluster's real node (root)
+	KUBECONFIG=$(CURDIR)/.testenv/kubeconfig $(BIN)/pytest tests/realnode
 
-# -- shipping: the image, and the e2e suite on kind (both need a Docker engine) --------------
-.PHONY: image kind-e2e
+test: lint test-unit test-integration test-realnode ## everything CI runs: lint, unit, integration and real-node tests
+
+# -- shipping: the image, and the e2e suite on kind (kind needs a Docker engine) -------------
+.PHONY: image image-local kind-e2e
 # The image reference is named once, in manifests/kustomization.yaml (images: newName/newTag).
 IMAGE ?= $(shell awk '/newName:/ {n=$$2} /newTag:/ {t=$$2} END {print n ":" t}' manifests/kustomization.yaml)
 KIND ?= kind
@@ -62,10 +65,18 @@ KIND_CLUSTER ?= haoperator-e2e
 KIND_NODE_IMAGE ?=
 KIND_KUBECONFIG := $(CURDIR)/.testenv/kind-kubeconfig
 NO_DOCKER = needs a Docker engine; none is running here (docker info fails)
+NO_BUILDER = needs a Docker engine, buildah or podman; none is here (docker info fails)
 
-image: ## build the operator image (named in manifests/kustomization.yaml); needs Docker
-	@docker info >/dev/null 2>&1 || { echo "make image $(NO_DOCKER)" >&2; exit 1; }
-	docker build --tag $(IMAGE) .
+# Docker where an engine runs; otherwise buildah or podman (daemonless, the same Dockerfile).
+image: ## build the operator image (named in manifests/kustomization.yaml) with Docker, buildah or podman
+	@if docker info >/dev/null 2>&1; then set -x; docker build --tag $(IMAGE) .; \
+	elif command -v buildah >/dev/null; then set -x; buildah bud --layers --tag $(IMAGE) .; \
+	elif command -v podman >/dev/null; then set -x; podman build --layers --tag $(IMAGE) .; \
+	else echo "make image $(NO_BUILDER)" >&2; exit 1; fi
+
+# No registry: both bases made from Debian packages (cached per machine), built by buildah.
+image-local: ## build the image without a registry (testenv/image build): .testenv/images/haoperator.tar
+	testenv/image build
 
 kind-e2e: ## on a new kind cluster: build and load the image, apply manifests/, run tests/e2e, delete it
 	@docker info >/dev/null 2>&1 || { echo "make kind-e2e $(NO_DOCKER)" >&2; exit 1; }

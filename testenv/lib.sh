@@ -1,4 +1,5 @@
-# Shared by testenv/cluster and testenv/chaos: where things live and how a node's kubelet runs.
+# Shared by testenv/cluster, testenv/chaos and testenv/node: where things live and how a fake
+# node's kubelet (kwok) runs.
 # shellcheck shell=bash
 TESTENV=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(dirname "$TESTENV")
@@ -7,6 +8,13 @@ CLUSTER=haoperator
 NODES=(kwok-node-a kwok-node-b kwok-node-c)
 ZONES=(a b c)
 KUBECONFIG_FILE=$STATE/kubeconfig
+# The real node (testenv/node): a kubelet running containers beside the fake nodes. Its taint
+# REAL_NODE_LABEL=true:NoSchedule keeps off every pod that does not tolerate it; tests that
+# need real containers tolerate it and select the label REAL_NODE_LABEL=true.
+# HAOPERATOR_REAL_NODE=0 leaves it out of `testenv/cluster up`.
+REAL_NODE=real-node
+# shellcheck disable=SC2034  # used by testenv/node
+REAL_NODE_LABEL=haoperator.dev/real-node
 export KWOK_WORKDIR=$STATE/kwok
 # shellcheck source=/dev/null
 . "$TESTENV/versions.env"
@@ -25,7 +33,8 @@ kc() { "$(bin_dir)/kubectl" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 node_index() {
   local i
   for i in "${!NODES[@]}"; do [[ "${NODES[$i]}" == "$1" ]] && { echo "$i"; return 0; }; done
-  die "unknown node '$1' (nodes: ${NODES[*]})"
+  [[ "$1" == "$REAL_NODE" ]] && die "$1 is the real node, not a kwok node: testenv/node down|up stops or starts it"
+  die "unknown node '$1' (kwok nodes: ${NODES[*]})"
 }
 
 # Node i lives at 127.0.10.(i+1): its kwok serves the kubelet port there, so the addresses
@@ -62,4 +71,28 @@ stop_kubelet() {
     kill -KILL "$(cat "$pid_file")" 2>/dev/null || true
     rm -f "$pid_file"
   fi
+}
+
+# need_debs PKG...: install the Debian packages that are missing, saying which, once per machine.
+# A package that cannot be installed is named and stops the caller.
+need_debs() {
+  local missing=() pkg
+  for pkg in "$@"; do
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" == installed ]] || missing+=("$pkg")
+  done
+  (( ${#missing[@]} )) || return 0
+  command -v apt-get >/dev/null || die "needs the Debian packages ${missing[*]} (no apt-get here: install them)"
+  [[ $EUID -eq 0 ]] || die "needs the Debian packages ${missing[*]}: install them as root"
+  mkdir -p "$STATE/logs"
+  log "installing Debian packages: ${missing[*]}"
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 -y -q)
+  if ! "${apt[@]}" install --no-install-recommends "${missing[@]}" >>"$STATE/logs/apt.log" 2>&1; then
+    # Stale package lists are the usual cause: refresh them once and try again.
+    "${apt[@]}" update >>"$STATE/logs/apt.log" 2>&1 || true
+    "${apt[@]}" install --no-install-recommends "${missing[@]}" >>"$STATE/logs/apt.log" 2>&1 || true
+  fi
+  for pkg in "${missing[@]}"; do
+    [[ "$(dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null)" == installed ]] \
+      || die "could not install the Debian package $pkg (see $STATE/logs/apt.log)"
+  done
 }

@@ -6,7 +6,8 @@ native sidecar, start `haoperator elect` with the sidecar's own arguments (actin
 and stop it with SIGTERM when the pod is deleted, so the elector releases its Lease as it would
 in a real pod. The electors use the cluster's admin kubeconfig, not the pod's ServiceAccount
 token (the RBAC test covers that). Used by `make dev`, for the namespaces its operator watches
-(only those: the tests run electors of their own in theirs).
+(only those: the tests run electors of their own in theirs). Pods on the real node
+(testenv/node) run their sidecars themselves and are left alone.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 from kubernetes import client, config, watch
 
 SIDECAR = "ha-elector"
+REAL_NODE = "real-node"  # testenv/lib.sh: its pods run real containers
 
 
 def free_port() -> int:
@@ -47,6 +49,7 @@ class Sidecars:
             not deleted
             and pod.metadata.deletion_timestamp is None
             and pod.status.phase == "Running"
+            and pod.spec.node_name != REAL_NODE
         )
         with self.lock:
             process = self.running.get(key)

@@ -18,6 +18,7 @@ import yaml
 from kubernetes import client
 
 from tests.integration.operator_process import free_port
+from tests.realnode.support import REAL_NODE_KEY
 from tests.support import REPO, kubeconfig_path
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -131,11 +132,18 @@ def forbidden_lines(*logs: Path) -> list[str]:
 
 
 def fake_kubelets(core: client.CoreV1Api) -> bool:
-    """Whether the nodes are kwok's fake kubelets (pods are reported Running, run nothing)."""
-    nodes = core.list_node().items
+    """Whether the nodes this suite's pods land on are kwok's fake kubelets (pods are reported
+    Running, run nothing). The local cluster's real node (testenv/node) does not count: its
+    taint keeps off every pod that does not tolerate it, as this suite's pods do not."""
+    nodes = [n for n in core.list_node().items if not is_real_test_node(n)]
     return bool(nodes) and all(
         (n.metadata.annotations or {}).get(FAKE_NODE_ANNOTATION) == "fake" for n in nodes
     )
+
+
+def is_real_test_node(node: Any) -> bool:
+    """The local cluster's real node, by its taint (testenv/node)."""
+    return any(t.key == REAL_NODE_KEY for t in node.spec.taints or [])
 
 
 class ElectorStandIns:

@@ -13,6 +13,8 @@ from kubernetes.client import ApiClient
 from tests.integration.conftest import ready_pods
 from tests.support import wait_until
 
+# The fake nodes. The cluster also has a real node (testenv/node), tainted so that none of these
+# tests' pods land there; it has no zone, so zone spreading sees these three zones only.
 NODES = ("kwok-node-a", "kwok-node-b", "kwok-node-c")
 pytestmark = pytest.mark.cluster
 

@@ -1,4 +1,7 @@
-"""Recovery policies on the real API server, with failures played by testenv/chaos."""
+"""Recovery policies on the real API server, with failures played by testenv/chaos.
+
+The nodes these tests take down are the kwok nodes their pods run on: the real node's taint
+keeps every pod here off it, and testenv/chaos acts on kwok nodes only."""
 
 from __future__ import annotations
 
@@ -299,7 +302,7 @@ def test_quorum_lost_and_restored(
     has.create(custom, namespace, clustered("db", "Wait", 3600))
     wait_members(core, namespace)
     nodes = sorted({p.spec.node_name for p in pods_of(core, namespace, "db")})
-    assert len(nodes) == 3  # spread Preferred puts one member per node here
+    assert len(nodes) == 3  # spread Preferred puts one member per kwok node (the real is tainted)
     for node in nodes[:2]:
         chaos("node-down", node)
         downed.append(node)

@@ -131,6 +131,7 @@ def test_spread_maps_to_a_topology_spread_constraint(spread: str, when: str) -> 
             "topologyKey": "topology.kubernetes.io/zone",
             "whenUnsatisfiable": when,
             "labelSelector": {"matchLabels": {"haoperator.dev/service": "web"}},
+            "nodeTaintsPolicy": "Honor",  # a node the pods may not run on is no domain
         }
     ]
 

@@ -2,9 +2,10 @@
 manifests (least-privilege RBAC against what the code does, a restricted operator pod, one image
 reference), the kind configuration, the Make targets, and the quickstart sample.
 
-These are static checks. The image itself is built only where Docker runs (`make image`,
-`make kind-e2e`); the RBAC and Pod Security claims are proven on a real API server by
-tests/integration/test_rbac.py and test_pod_security.py."""
+These are static checks. The image itself is built without a registry, and run under the
+manifests' securityContext, by tests/realnode/test_image.py (testenv/image); the RBAC and Pod
+Security claims are proven on a real API server by tests/integration/test_rbac.py and
+test_pod_security.py."""
 
 from __future__ import annotations
 
@@ -77,13 +78,34 @@ DOCKERFILE = instructions((REPO / "Dockerfile").read_text())
 
 
 def stages(steps: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The build stages, each from its FROM on; the ARGs before the first FROM are not in any."""
     found: list[list[tuple[str, str]]] = []
     for step in steps:
         if step[0] == "FROM":
             found.append([])
-        assert found, "the Dockerfile must start with FROM"
+        elif not found:
+            assert step[0] == "ARG", "the Dockerfile must start with FROM, or ARGs for FROM"
+            continue
         found[-1].append(step)
     return found
+
+
+def base_arguments(steps: list[tuple[str, str]]) -> dict[str, str]:
+    """The build arguments FROM lines may use (those before the first FROM), with defaults."""
+    found = {}
+    for word, args in steps:
+        if word == "FROM":
+            break
+        name, equals, default = args.partition("=")
+        assert equals, f"ARG {name} has no default: a plain build must not need it"
+        found[name] = default
+    return found
+
+
+def default_base(from_args: str) -> str:
+    """What a FROM line names when no build argument is given: ${NAME} is NAME's default."""
+    defaults = base_arguments(DOCKERFILE)
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: defaults[m[1] or m[2]], from_args)
 
 
 def base_problems(image: str) -> list[str]:
@@ -108,10 +130,31 @@ def test_the_image_is_built_in_two_stages() -> None:
 
 
 def test_every_base_image_names_a_version() -> None:
-    bases = [args for word, args in DOCKERFILE if word == "FROM"]
+    bases = [default_base(args) for word, args in DOCKERFILE if word == "FROM"]
     assert bases
     for base in bases:
         assert base_problems(base) == []
+
+
+def test_each_base_is_a_build_argument_testenv_sets() -> None:
+    """A plain build pulls the public bases (the arguments' defaults); testenv/image passes
+    its own, made from Debian packages, by the same names."""
+    build, runtime = stages(DOCKERFILE)
+    assert build[0][1] == "${BUILD_BASE} AS build"
+    assert runtime[0][1] == "${RUNTIME_BASE}"
+    assert set(base_arguments(DOCKERFILE)) == {"BUILD_BASE", "RUNTIME_BASE"}
+    script = (REPO / "testenv" / "image").read_text()
+    for name in base_arguments(DOCKERFILE):
+        assert f'--build-arg {name}="${name}"' in script
+
+
+def test_the_build_stage_installs_python3_venv_only_where_the_base_lacks_it() -> None:
+    build = stages(DOCKERFILE)[0]
+    apt = [args for word, args in build if word == "RUN" and "apt-get install" in args]
+    assert len(apt) == 1
+    command = " ".join(apt[0].split())
+    assert command.startswith("dpkg --status python3-venv >/dev/null 2>&1 || { apt-get update && ")
+    assert "apt-get install --yes --no-install-recommends python3-venv" in command
 
 
 def test_the_base_check_catches_floating_references() -> None:
@@ -135,15 +178,15 @@ def test_the_runtime_image_has_no_pip_and_no_shell() -> None:
     build, runtime = stages(DOCKERFILE)
     assert any(w == "RUN" and "pip uninstall --yes pip" in a for w, a in build)
     # Distroless: no shell, so no RUN (which would need one) in the runtime stage.
-    assert runtime[0][1].startswith("gcr.io/distroless/")
+    assert default_base(runtime[0][1]).startswith("gcr.io/distroless/")
     assert [w for w, _ in runtime if w in ("RUN", "ADD")] == []
 
 
 def test_both_stages_use_the_same_python() -> None:
     """The venv is copied, not rebuilt: Debian 12's Python 3.11 in both stages."""
     build, runtime = stages(DOCKERFILE)
-    assert build[0][1].startswith("docker.io/library/debian:12-")
-    assert runtime[0][1].startswith("gcr.io/distroless/python3-debian12:")
+    assert default_base(build[0][1]).startswith("docker.io/library/debian:12-")
+    assert default_base(runtime[0][1]).startswith("gcr.io/distroless/python3-debian12:")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["requires-python"] == ">=3.11"
 
@@ -457,16 +500,49 @@ def test_the_kind_cluster_has_a_control_plane_and_a_worker_per_zone() -> None:
     assert zones == ["a", "b", "c"]
 
 
-@pytest.mark.parametrize("target", ["image", "kind-e2e"])
-def test_the_docker_targets_stop_first_without_docker(target: str) -> None:
+def make_recipe(target: str) -> str:
+    """The commands of a Makefile target, continuation lines joined."""
     lines = (REPO / "Makefile").read_text().splitlines()
-    start = lines.index(next(line for line in lines if line.startswith(f"{target}:")))
-    first_command = lines[start + 1]
-    assert "docker info" in first_command
-    assert (
-        "needs a Docker engine; none is running here"
-        in ((REPO / "Makefile").read_text().split("NO_DOCKER = ", 1)[1].splitlines()[0])
-    )
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{target}:"))
+    recipe = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("\t"):
+            break
+        recipe.append(line.strip().removesuffix("\\"))
+    return "\n".join(recipe)
+
+
+def make_variable(name: str) -> str:
+    text = (REPO / "Makefile").read_text()
+    return text.split(f"\n{name} = ", 1)[1].splitlines()[0]
+
+
+def test_kind_e2e_stops_first_without_docker() -> None:
+    assert make_recipe("kind-e2e").splitlines()[0].startswith("@docker info")
+    assert make_variable("NO_DOCKER").startswith("needs a Docker engine; none is running here")
+
+
+def test_make_image_uses_docker_else_buildah_else_podman() -> None:
+    """Where no Docker engine runs, the same Dockerfile is built daemonless; with none of the
+    three, it says so and stops."""
+    recipe = make_recipe("image")
+    order = [
+        "docker info",
+        "docker build --tag $(IMAGE) .",
+        "command -v buildah",
+        "buildah bud --layers --tag $(IMAGE) .",
+        "command -v podman",
+        "podman build --layers --tag $(IMAGE) .",
+        'echo "make image $(NO_BUILDER)"',
+    ]
+    positions = [recipe.find(part) for part in order]
+    assert -1 not in positions, recipe
+    assert positions == sorted(positions)
+    assert make_variable("NO_BUILDER").startswith("needs a Docker engine, buildah or podman")
+
+
+def test_make_image_local_builds_without_a_registry() -> None:
+    assert make_recipe("image-local") == "testenv/image build"
 
 
 # -- the quickstart sample -----------------------------------------------------------------------

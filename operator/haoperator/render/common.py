@@ -119,8 +119,8 @@ def topology_spread_constraints(haservice: HAService, existing: list[Any]) -> li
     """Spread replicas over `placement.topologyKey` domains, unless the template already does.
 
     Required refuses to schedule a pod that would unbalance the domains by more than one;
-    Preferred only scores against it. A constraint the user wrote for the same key and mode wins
-    (the API server rejects two).
+    Preferred only scores against it. Only nodes whose taints the pods tolerate count. A
+    constraint the user wrote for the same key and mode wins (the API server rejects two).
     """
     placement = haservice.spec.placement
     if placement.spread == "None":
@@ -139,6 +139,10 @@ def topology_spread_constraints(haservice: HAService, existing: list[Any]) -> li
             "topologyKey": placement.topology_key,
             "whenUnsatisfiable": when,
             "labelSelector": {"matchLabels": selector_labels(haservice)},
+            # A node the pods may not run on (tainted: a control plane, a dedicated node) is
+            # no domain to spread over; counted, it leaves a Required spread's last replica
+            # Pending as soon as replicas exceed the untainted nodes.
+            "nodeTaintsPolicy": "Honor",
         }
     ]
 
