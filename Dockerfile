@@ -40,7 +40,7 @@ COPY --from=build /venv /venv
 ENV PATH=/venv/bin:/usr/local/bin:/usr/bin:/bin \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-# The same uid the operator's renderer gives the ha-elector sidecar (render/elector.py).
+# The same uid the operator's renderer gives the ha-elector sidecar (core/render/sidecar.py).
 USER 65532:65532
 # 8080: the operator's /healthz; 9090: its metrics; the sidecar uses its HAService's port.
 EXPOSE 8080 9090

@@ -43,9 +43,9 @@ from bench.common import (
     record,
     wait,
 )
-from haoperator import render
 from haoperator.api import HAService
-from haoperator.kube import Kube
+from haoperator.controller.kube import Kube
+from haoperator.core import render
 
 CATEGORIES = ("LoadBalanced", "QueueWorker", "Clustered")
 WATCHED = {

@@ -27,9 +27,9 @@ from kubernetes import client
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import REPO, Operator, api, machine, new_namespace, record, wait
-from haoperator import render
 from haoperator.api import HAService
-from haoperator.kube import Kube
+from haoperator.controller.kube import Kube
+from haoperator.core import render
 
 CHAOS = str(REPO / "testenv" / "chaos")
 

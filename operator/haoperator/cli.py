@@ -12,12 +12,14 @@ from typing import Any, TextIO
 import yaml
 from pydantic import ValidationError
 
-from haoperator import __version__, elect, run
+from haoperator import __version__
 from haoperator.api import GROUP, HAService
-from haoperator.apitypes import DNS_1123_LABEL, PATTERN_MEANINGS
-from haoperator.crd import crd_yaml
-from haoperator.problems import describe
-from haoperator.render import DEFAULT_ELECTOR_IMAGE, desired
+from haoperator.api.base import DNS_1123_LABEL, PATTERN_MEANINGS
+from haoperator.api.crd import crd_yaml
+from haoperator.api.messages import describe
+from haoperator.controller import run
+from haoperator.core.render import DEFAULT_ELECTOR_IMAGE, desired
+from haoperator.sidecar import command as elect
 from haoperator.yamlout import dump_all
 
 EXIT_BAD_INPUT = 2

@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from haoperator.kube import FIELD_MANAGER, Kube
+from haoperator.controller.kube import FIELD_MANAGER, Kube
 
 pytestmark = pytest.mark.cluster
 

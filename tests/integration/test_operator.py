@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from haoperator import render
 from haoperator.api import HAService
-from haoperator.diff import differences
+from haoperator.core import render
+from haoperator.core.diff import differences
 from tests.integration import haservices as has
 from tests.integration.conftest import ready_pods
 from tests.integration.operator_process import OperatorProcess

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from haoperator.recovery import RESTARTS_ANNOTATION, avoid_label
+from haoperator.core.recovery import RESTARTS_ANNOTATION, avoid_label
 from tests.integration import haservices as has
 from tests.integration.conftest import ready_pods
 from tests.integration.operator_process import OperatorProcess

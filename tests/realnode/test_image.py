@@ -32,9 +32,10 @@ from typing import Any
 import pytest
 import yaml
 
-from haoperator import __version__, render
+from haoperator import __version__
 from haoperator.api import HAService
-from haoperator.render import elector
+from haoperator.core import render
+from haoperator.core.render import sidecar
 from tests.realnode.support import run_testenv
 from tests.support import REPO, wait_until
 
@@ -200,9 +201,9 @@ def mounts(pod: Manifest, container_: Manifest, image: Image) -> list[Manifest]:
             raise AssertionError(f"volume {mount['name']}: this test does not model it")
     # The ServiceAccount admission plugin mounts the token there unless the pod opts out.
     if pod.get("automountServiceAccountToken", True) and not any(
-        m["destination"] == elector.TOKEN_MOUNT_PATH for m in found
+        m["destination"] == sidecar.TOKEN_MOUNT_PATH for m in found
     ):
-        found.append(_service_account(elector.TOKEN_MOUNT_PATH, image))
+        found.append(_service_account(sidecar.TOKEN_MOUNT_PATH, image))
     return found
 
 
@@ -374,7 +375,7 @@ def start(image: Image) -> Iterator[Any]:
 
 
 def test_the_image_runs_the_console_script_as_the_manifests_user(image: Image) -> None:
-    assert image.user == (elector.ELECTOR_USER_ID, elector.ELECTOR_USER_ID)
+    assert image.user == (sidecar.ELECTOR_USER_ID, sidecar.ELECTOR_USER_ID)
     assert image.config["Entrypoint"] == ["haoperator"]
     assert image.config["Cmd"] == ["run", "--all-namespaces"]
     assert security(operator_pod(), container(operator_pod(), "operator"), image)[:2] == image.user
@@ -489,9 +490,9 @@ def test_the_elector_sidecar_runs_and_serves_its_probes(image: Image, start: Any
     it serves /healthz (its liveness probe) and, with no API server to win a Lease from,
     answers /leader with 503; SIGTERM stops it."""
     pod = quickstart_pod()
-    sidecar = container(pod, elector.CONTAINER_NAME)
-    port = sidecar["ports"][0]["containerPort"]
-    started = start(pod, elector.CONTAINER_NAME)
+    elector = container(pod, sidecar.CONTAINER_NAME)
+    port = elector["ports"][0]["containerPort"]
+    started = start(pod, sidecar.CONTAINER_NAME)
     wait_until(
         lambda: started.get(port, "/healthz") == (200, "ok\n"),
         timeout=60,

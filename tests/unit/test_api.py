@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from haoperator.api import HAService, HAServiceStatus
-from haoperator.api_settings import ClusteredSpec
-from haoperator.problems import describe, field_path
+from haoperator.api.behaviour import ClusteredSpec
+from haoperator.api.messages import describe, field_path
 from tests.unit.documents import document, haservice
 
 

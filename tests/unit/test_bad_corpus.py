@@ -14,8 +14,8 @@ import yaml
 from pydantic import ValidationError
 
 from haoperator.api import HAService
-from haoperator.crd import custom_resource_definition
-from haoperator.problems import describe
+from haoperator.api.crd import custom_resource_definition
+from haoperator.api.messages import describe
 from tests.unit.corpus import BadInput, bad_inputs
 
 CORPUS = bad_inputs()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from haoperator.cache import Store
+from haoperator.controller.store import Store
 
 
 def child(kind: str, version: str, **parts: Any) -> dict[str, Any]:
@@ -75,9 +75,9 @@ def test_an_object_that_is_not_ours_wakes_nothing() -> None:
 def test_listed_children_are_held_with_kind_and_api_version_like_watched_ones() -> None:
     """List items carry no kind or apiVersion; a child held without its apiVersion once made
     every child of every HAService look drifted after each operator restart or relist."""
-    from haoperator import render
     from haoperator.api import HAService
-    from haoperator.diff import differences
+    from haoperator.core import render
+    from haoperator.core.diff import differences
 
     haservice = HAService.model_validate(
         {

@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 
 from haoperator.api import MAX_REPLICAS
-from haoperator.apitypes import QUANTITY
-from haoperator.crd import crd_yaml, custom_resource_definition
+from haoperator.api.base import QUANTITY
+from haoperator.api.crd import crd_yaml, custom_resource_definition
 from tests.support import REPO
 
 COMMITTED = REPO / "crds" / "haservice.yaml"

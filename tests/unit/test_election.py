@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from haoperator.election import (
+from haoperator.core.election import (
     Action,
     Observed,
     Takeover,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from haoperator.election import Timing
-from haoperator.elector import Elector
-from haoperator.kube import ApiError
+from haoperator.controller.kube import ApiError
+from haoperator.core.election import Timing
+from haoperator.sidecar.elector import Elector
 
 SERVICE = "haoperator.dev/service"
 OURS = {SERVICE: "vip", "app.kubernetes.io/managed-by": "haoperator"}

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from haoperator.api import HAService
-from haoperator.render import desired
+from haoperator.core.render import desired
 from tests.unit import pod_security
 from tests.unit.importing import DATA, SOURCES, Case, cases, run
 from tests.unit.kubernetes_schemas import assert_valid

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from haoperator.api_settings import ActivePassiveSpec
+from haoperator.api.behaviour import ActivePassiveSpec
 from haoperator.importers import Options, Unreadable, import_keepalived
 from haoperator.importers.keepalived import lease_timing
 from haoperator.importers.keepalived_syntax import parse

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haoperator.api import HAService
+from haoperator.core.render import desired
 from haoperator.importers import (
     Options,
     Report,
@@ -19,7 +20,6 @@ from haoperator.importers import (
     import_pacemaker,
     import_systemd,
 )
-from haoperator.render import desired
 
 Importer = Callable[[str], tuple[list[dict[str, Any]], Report]]
 ODD = st.sampled_from([

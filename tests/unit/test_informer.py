@@ -7,8 +7,8 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from haoperator.cache import Store
-from haoperator.informer import Informer
+from haoperator.controller.informer import Informer
+from haoperator.controller.store import Store
 
 
 class Response:

@@ -8,9 +8,9 @@ import pytest
 
 from haoperator import __version__
 from haoperator.api import HAService
-from haoperator.render import desired
-from haoperator.render.common import selector_string
-from haoperator.render.elector import DEFAULT_ELECTOR_IMAGE
+from haoperator.core.render import desired
+from haoperator.core.render.common import selector_string
+from haoperator.core.render.sidecar import DEFAULT_ELECTOR_IMAGE
 from tests.unit.documents import document, haservice
 
 OURS = {

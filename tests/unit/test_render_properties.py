@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 
 from haoperator.api import HAService
-from haoperator.render import desired
+from haoperator.core.render import desired
 from tests.unit.kubernetes_schemas import assert_valid
 from tests.unit.strategies import haservices
 

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from haoperator import render
 from haoperator.api import HAService
+from haoperator.core import render
 from tests.support import REPO
 
 SAMPLES = REPO / "manifests" / "samples"

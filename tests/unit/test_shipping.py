@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
-from haoperator import handlers, render
 from haoperator.api import HAService
 from haoperator.cli import build_parser
-from haoperator.kube import RESOURCES
-from haoperator.render import elector
-from haoperator.settings import DEFAULT_IMAGE
+from haoperator.controller import handlers
+from haoperator.controller.kube import RESOURCES
+from haoperator.controller.settings import DEFAULT_IMAGE
+from haoperator.core import render
+from haoperator.core.render import sidecar
 from tests.support import REPO
 from tests.unit import pod_security
 from tests.unit.kubernetes_schemas import assert_valid
@@ -203,7 +204,7 @@ def test_the_image_runs_as_the_sidecars_numeric_non_root_user() -> None:
     uid, gid = dockerfile_user()
     assert uid != 0
     assert gid != 0
-    assert uid == elector.ELECTOR_USER_ID
+    assert uid == sidecar.ELECTOR_USER_ID
 
 
 def test_the_entrypoint_is_the_console_script() -> None:
@@ -476,7 +477,7 @@ def test_the_role_holds_what_the_elector_role_grants() -> None:
             },
         }
     )
-    for key, verbs in allowed(elector.role(haservice)["rules"]).items():
+    for key, verbs in allowed(sidecar.role(haservice)["rules"]).items():
         assert verbs <= grants.get(key, set()), key
 
 
@@ -572,7 +573,7 @@ def test_the_quickstart_is_an_active_passive_service_with_restricted_pods() -> N
         assert_valid(child)
     (workload,) = [c for c in children if c["kind"] == "Deployment"]
     pod = workload["spec"]["template"]["spec"]
-    assert [c["name"] for c in pod["initContainers"]] == [elector.CONTAINER_NAME]
+    assert [c["name"] for c in pod["initContainers"]] == [sidecar.CONTAINER_NAME]
     assert pod_security.violations(pod) == []
 
 

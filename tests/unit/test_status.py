@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from haoperator import status
 from haoperator.api import HAServiceSpec
-from haoperator.diff import differences, quantity
+from haoperator.core import status
+from haoperator.core.diff import differences, quantity
 
 TEMPLATE = {"spec": {"containers": [{"name": "c", "image": "i"}]}}
 

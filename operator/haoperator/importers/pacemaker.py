@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from haoperator.apitypes import MAX_RESTARTS, MAX_WINDOW_SECONDS
+from haoperator.api.base import MAX_RESTARTS, MAX_WINDOW_SECONDS
 from haoperator.importers.cib import Cib, Op, Resource, parse
 from haoperator.importers.common import (
     Options,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from haoperator.apitypes import MAX_REPLICAS
+from haoperator.api.base import MAX_REPLICAS
 from haoperator.importers.cib import Cib, Constraint, Resource
 from haoperator.importers.common import Report
 from haoperator.importers.known import (

@@ -24,7 +24,7 @@ import re
 from pathlib import PurePosixPath
 from typing import Any
 
-from haoperator.apitypes import MAX_RESTARTS, MAX_WINDOW_SECONDS
+from haoperator.api.base import MAX_RESTARTS, MAX_WINDOW_SECONDS
 from haoperator.importers.common import (
     Options,
     Report,

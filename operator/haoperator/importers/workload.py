@@ -20,8 +20,8 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from haoperator.api import API_VERSION, KIND, HAService
+from haoperator.api.messages import describe
 from haoperator.importers.common import Names, Options, Report, Unreadable
-from haoperator.problems import describe
 
 ANNOTATION_SOURCE = "haoperator.dev/imported-from"
 ANNOTATION_ADDRESSES = "haoperator.dev/imported-addresses"

@@ -20,14 +20,14 @@ import kopf
 import structlog
 from kubernetes import client, config
 
-from haoperator import metrics
-from haoperator.cache import MANAGED_BY, MANAGED_BY_LABEL, Key, Store
-from haoperator.informer import Informer
-from haoperator.kube import RESOURCES, Kube
-from haoperator.reconcile import Reconciler
-from haoperator.render.common import LABEL_CATEGORY
-from haoperator.settings import Settings
-from haoperator.workqueue import WorkQueue
+from haoperator.controller import metrics
+from haoperator.controller.informer import Informer
+from haoperator.controller.kube import RESOURCES, Kube
+from haoperator.controller.reconciler import Reconciler
+from haoperator.controller.settings import Settings
+from haoperator.controller.store import MANAGED_BY, MANAGED_BY_LABEL, Key, Store
+from haoperator.controller.workqueue import WorkQueue
+from haoperator.core.render.common import LABEL_CATEGORY
 
 log = structlog.get_logger("haoperator.operator")
 OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"

@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes.client import ApiClient
 
-from haoperator import metrics
+from haoperator.controller import metrics
 
 FIELD_MANAGER = "haoperator"
 CREATE_ONLY_VERSION = "1"

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from haoperator import __version__
-from haoperator.apitypes import MAX_REPLICAS
+from haoperator.api.base import MAX_REPLICAS
 
 DEFAULT_IMAGE = f"ghcr.io/haoperator/haoperator:{__version__}"
 

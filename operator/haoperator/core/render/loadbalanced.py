@@ -4,8 +4,8 @@ did): a Deployment, the Service when `spec.service` is given, and a PodDisruptio
 from __future__ import annotations
 
 from haoperator.api import HAService
-from haoperator.render import common
-from haoperator.render.common import Manifest
+from haoperator.core.render import common
+from haoperator.core.render.common import Manifest
 
 
 def deployment(haservice: HAService) -> Manifest:

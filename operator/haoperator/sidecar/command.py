@@ -12,9 +12,9 @@ from typing import Any
 
 from kubernetes import client, config
 
-from haoperator.election import Timing
-from haoperator.elector import Elector
-from haoperator.kube import Kube
+from haoperator.controller.kube import Kube
+from haoperator.core.election import Timing
+from haoperator.sidecar.elector import Elector
 
 
 class _Probes(BaseHTTPRequestHandler):

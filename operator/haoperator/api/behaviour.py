@@ -9,8 +9,7 @@ from typing import Literal, Self
 from pydantic import Field, field_validator, model_validator
 from pydantic.config import JsonDict
 
-from haoperator.api_workload import PeerPort, VolumeClaimTemplate, unique_port_names
-from haoperator.apitypes import (
+from haoperator.api.base import (
     MAX_GRACE_SECONDS,
     MAX_LEASE_SECONDS,
     MAX_REPLICAS,
@@ -25,6 +24,7 @@ from haoperator.apitypes import (
     cel_rules,
     cel_string,
 )
+from haoperator.api.workload import PeerPort, VolumeClaimTemplate, unique_port_names
 
 DEFAULT_ELECTOR_PORT = 8099
 MAX_NAME_PART = 63

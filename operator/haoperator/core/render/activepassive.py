@@ -9,8 +9,8 @@ given, a Deployment and a PodDisruptionBudget.
 from __future__ import annotations
 
 from haoperator.api import HAService
-from haoperator.render import common, elector
-from haoperator.render.common import Manifest
+from haoperator.core.render import common, sidecar
+from haoperator.core.render.common import Manifest
 
 ACTIVE = "active"
 
@@ -18,14 +18,14 @@ ACTIVE = "active"
 def pod_template(haservice: HAService, elector_image: str) -> Manifest:
     template = common.pod_template(haservice)
     spec = template["spec"]
-    if elector.creates_service_account(haservice):
-        spec["serviceAccountName"] = elector.name(haservice)
+    if sidecar.creates_service_account(haservice):
+        spec["serviceAccountName"] = sidecar.name(haservice)
         spec.setdefault("automountServiceAccountToken", False)
     spec["initContainers"] = [
         *spec.get("initContainers", []),
-        elector.sidecar(haservice, elector_image),
+        sidecar.container(haservice, elector_image),
     ]
-    spec["volumes"] = [*spec.get("volumes", []), elector.token_volume()]
+    spec["volumes"] = [*spec.get("volumes", []), sidecar.token_volume()]
     return template
 
 
@@ -49,7 +49,7 @@ def pod_disruption_budget(haservice: HAService) -> Manifest:
 def children(haservice: HAService, elector_image: str) -> list[Manifest]:
     front = [service(haservice)] if haservice.spec.service is not None else []
     return [
-        *elector.access(haservice),
+        *sidecar.access(haservice),
         *front,
         deployment(haservice, elector_image),
         pod_disruption_budget(haservice),

@@ -4,8 +4,8 @@ a Deployment and a PodDisruptionBudget, no Service."""
 from __future__ import annotations
 
 from haoperator.api import HAService
-from haoperator.render import common
-from haoperator.render.common import Manifest
+from haoperator.core.render import common
+from haoperator.core.render.common import Manifest
 
 
 def deployment(haservice: HAService) -> Manifest:

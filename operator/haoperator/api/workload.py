@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
-from haoperator.apitypes import (
+from haoperator.api.base import (
     DNS_1123_LABEL,
     PATTERN_MEANINGS,
     PORT_NAME,

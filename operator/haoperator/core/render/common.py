@@ -10,8 +10,8 @@ import copy
 from typing import Any
 
 from haoperator.api import API_VERSION, KIND, HAService
-from haoperator.api_workload import PeerPort, ServicePort
-from haoperator.recovery import node_affinity_term
+from haoperator.api.workload import PeerPort, ServicePort
+from haoperator.core.recovery import node_affinity_term
 
 Manifest = dict[str, Any]
 

@@ -8,8 +8,8 @@ import socket
 from typing import Any
 
 from haoperator import logging as ha_logging
-from haoperator.apitypes import MAX_REPLICAS
-from haoperator.settings import DEFAULT_IMAGE, Settings, env
+from haoperator.api.base import MAX_REPLICAS
+from haoperator.controller.settings import DEFAULT_IMAGE, Settings, env
 
 
 def add_parser(commands: Any) -> None:
@@ -112,7 +112,10 @@ def run(settings: Settings) -> int:
     import kopf
     from kopf._core.engines.peering import Identity  # kopf exports the parameter, not its type
 
-    from haoperator import handlers, metrics  # importing handlers registers them with kopf
+    from haoperator.controller import (  # importing handlers registers them with kopf
+        handlers,
+        metrics,
+    )
 
     try:
         handlers.api_client(settings, 1).close()

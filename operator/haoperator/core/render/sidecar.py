@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from haoperator import __version__
 from haoperator.api import HAService
-from haoperator.api_workload import ELECTOR_CONTAINER, ELECTOR_TOKEN_VOLUME
-from haoperator.render import common
-from haoperator.render.common import Manifest
+from haoperator.api.workload import ELECTOR_CONTAINER, ELECTOR_TOKEN_VOLUME
+from haoperator.core.render import common
+from haoperator.core.render.common import Manifest
 
 DEFAULT_ELECTOR_IMAGE = f"ghcr.io/haoperator/haoperator:{__version__}"
 CONTAINER_NAME = ELECTOR_CONTAINER
@@ -49,7 +49,7 @@ def creates_service_account(haservice: HAService) -> bool:
     return haservice.spec.template.spec.service_account_name is None
 
 
-def sidecar(haservice: HAService, image: str) -> Manifest:
+def container(haservice: HAService, image: str) -> Manifest:
     settings = haservice.spec.active_passive_settings
     port = settings.elector_port
     args = [

@@ -17,15 +17,16 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from haoperator import metrics, ownership, render, status
 from haoperator.api import HAService
-from haoperator.apitypes import MAX_REPLICAS
-from haoperator.cache import ChildKey, Key, Snapshot, Store
-from haoperator.diff import differences
-from haoperator.kube import ApiError, Kube, ObjectRef, now_iso
-from haoperator.ownership import Verdict
-from haoperator.problems import describe
-from haoperator.recovery_actions import Recoverer
+from haoperator.api.base import MAX_REPLICAS
+from haoperator.api.messages import describe
+from haoperator.controller import metrics
+from haoperator.controller.kube import ApiError, Kube, ObjectRef, now_iso
+from haoperator.controller.recovery_actions import Recoverer
+from haoperator.controller.store import ChildKey, Key, Snapshot, Store
+from haoperator.core import ownership, render, status
+from haoperator.core.diff import differences
+from haoperator.core.ownership import Verdict
 
 APPLIED_HASH = "haoperator.dev/applied-hash"
 ROLE_LABEL = "haoperator.dev/role"
@@ -34,7 +35,7 @@ WORKLOADS = ("Deployment", "StatefulSet")
 FAILED_CREATE_FRESH = 600.0
 """How long a StatefulSet's FailedCreate event explains its missing pods: its controller retries
 with a backoff of minutes, and says it again each time."""
-log = structlog.get_logger("haoperator.reconcile")
+log = structlog.get_logger("haoperator.controller.reconciler")
 
 
 @dataclass

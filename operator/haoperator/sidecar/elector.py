@@ -32,7 +32,8 @@ from typing import Any
 import structlog
 from kubernetes import client, watch
 
-from haoperator.election import (
+from haoperator.controller.kube import ApiError, Kube
+from haoperator.core.election import (
     ACTIVE,
     MANAGED_BY,
     MANAGED_BY_LABEL,
@@ -48,7 +49,6 @@ from haoperator.election import (
     role_to_write,
     takeover,
 )
-from haoperator.kube import ApiError, Kube
 
 ROLE_LABEL = "haoperator.dev/role"
 FAILOVER_ANNOTATION = "haoperator.dev/last-failover"
@@ -56,7 +56,7 @@ HANDOVER_ANNOTATION = "haoperator.dev/handover-to"
 RELEASED_BY_ANNOTATION = "haoperator.dev/released-by"
 FIELD_MANAGER = "ha-elector"
 WATCH_SECONDS = 60
-log = structlog.get_logger("haoperator.elector")
+log = structlog.get_logger("haoperator.sidecar.elector")
 
 
 def micro_time(at: float | None = None) -> str:

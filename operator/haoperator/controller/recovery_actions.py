@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from haoperator import metrics, recovery
 from haoperator.api import HAService
-from haoperator.cache import Key, Snapshot
-from haoperator.kube import ApiError, Kube, ObjectRef
+from haoperator.controller import metrics
+from haoperator.controller.kube import ApiError, Kube, ObjectRef
+from haoperator.controller.store import Key, Snapshot
+from haoperator.core import recovery
 
 ROLE_LABEL = "haoperator.dev/role"
 

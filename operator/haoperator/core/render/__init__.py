@@ -8,9 +8,9 @@ operator can apply them as they are and golden files can pin them.
 from __future__ import annotations
 
 from haoperator.api import HAService
-from haoperator.render import activepassive, clustered, loadbalanced, queueworker
-from haoperator.render.common import Manifest
-from haoperator.render.elector import DEFAULT_ELECTOR_IMAGE
+from haoperator.core.render import activepassive, clustered, loadbalanced, queueworker
+from haoperator.core.render.common import Manifest
+from haoperator.core.render.sidecar import DEFAULT_ELECTOR_IMAGE
 
 
 def desired(haservice: HAService, *, elector_image: str = DEFAULT_ELECTOR_IMAGE) -> list[Manifest]:

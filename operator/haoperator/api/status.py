@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
 
-from haoperator.apitypes import CONDITION_REASON, CONDITION_TYPE, ApiModel
+from haoperator.api.base import CONDITION_REASON, CONDITION_TYPE, ApiModel
 
 DATE_TIME: JsonDict = {"format": "date-time"}
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from haoperator.kube import RESOURCES
+from haoperator.controller.kube import RESOURCES
 
 SERVICE_LABEL = "haoperator.dev/service"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"

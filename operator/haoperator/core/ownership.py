@@ -14,7 +14,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from haoperator.cache import MANAGED_BY, MANAGED_BY_LABEL, SERVICE_LABEL, ChildKey
+from haoperator.controller.store import MANAGED_BY, MANAGED_BY_LABEL, SERVICE_LABEL, ChildKey
 
 
 class Verdict(Enum):

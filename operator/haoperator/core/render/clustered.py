@@ -5,8 +5,8 @@ Service `<name>` when `spec.service` is given, and a PodDisruptionBudget that ke
 from __future__ import annotations
 
 from haoperator.api import HAService
-from haoperator.render import common
-from haoperator.render.common import Manifest
+from haoperator.core.render import common
+from haoperator.core.render.common import Manifest
 
 
 def peers_service_name(haservice: HAService) -> str:

@@ -14,23 +14,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
-from haoperator.api_settings import (
-    DEFAULT_ELECTOR_PORT,
-    ActivePassiveSpec,
-    ClusteredSpec,
-    Disruption,
-    Placement,
-    Recovery,
-)
-from haoperator.api_status import Condition, Failover, HAServiceStatus
-from haoperator.api_workload import (
-    ELECTOR_CONTAINER,
-    PeerPort,
-    PodTemplate,
-    ServicePort,
-    ServiceSpec,
-)
-from haoperator.apitypes import (
+from haoperator.api.base import (
     DNS_1035_LABEL,
     MAX_REPLICAS,
     ApiModel,
@@ -38,6 +22,22 @@ from haoperator.apitypes import (
     Rule,
     as_cel_list,
     cel_rules,
+)
+from haoperator.api.behaviour import (
+    DEFAULT_ELECTOR_PORT,
+    ActivePassiveSpec,
+    ClusteredSpec,
+    Disruption,
+    Placement,
+    Recovery,
+)
+from haoperator.api.status import HAServiceStatus
+from haoperator.api.workload import (
+    ELECTOR_CONTAINER,
+    PeerPort,
+    PodTemplate,
+    ServicePort,
+    ServiceSpec,
 )
 
 GROUP = "haoperator.dev"
@@ -371,23 +371,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
     return value
-
-
-__all__ = [
-    "API_VERSION",
-    "KIND",
-    "MAX_REPLICAS",
-    "ActivePassiveSpec",
-    "ClusteredSpec",
-    "Condition",
-    "Disruption",
-    "Failover",
-    "HAService",
-    "HAServiceSpec",
-    "HAServiceStatus",
-    "ObjectMeta",
-    "Placement",
-    "PodTemplate",
-    "Recovery",
-    "ServiceSpec",
-]

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from haoperator.apitypes import PATTERN_MEANINGS, Problems
+from haoperator.api.base import PATTERN_MEANINGS, Problems
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
