@@ -18,7 +18,8 @@ from haoperator.api.base import DNS_1123_LABEL, PATTERN_MEANINGS
 from haoperator.api.crd import crd_yaml
 from haoperator.api.messages import describe
 from haoperator.controller import run
-from haoperator.core.render import DEFAULT_ELECTOR_IMAGE, desired
+from haoperator.core.render import desired
+from haoperator.core.vocabulary import DEFAULT_IMAGE
 from haoperator.sidecar import command as elect
 from haoperator.yamlout import dump_all
 
@@ -54,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.add_argument(
         "--elector-image",
-        default=DEFAULT_ELECTOR_IMAGE,
+        default=DEFAULT_IMAGE,
         help="image of the ha-elector sidecar (default: %(default)s)",
     )
     render.set_defaults(handler=_render)

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from haoperator.core.recovery import RESTARTS_ANNOTATION, avoid_label
+from haoperator.core.recovery import avoid_label
+from haoperator.core.vocabulary import Annotation
 from tests.integration import haservices as has
 from tests.integration.conftest import ready_pods
 from tests.integration.operator_process import OperatorProcess
@@ -355,7 +356,7 @@ def test_the_restart_count_survives_an_operator_restart(
 
     def remembered() -> dict[str, Any]:
         raw = (core.read_namespaced_pod(name, namespace).metadata.annotations or {}).get(
-            RESTARTS_ANNOTATION
+            Annotation.RESTARTS
         )
         return json.loads(raw) if raw else {}
 

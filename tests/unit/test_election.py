@@ -6,7 +6,7 @@ import pytest
 
 from haoperator.core.election import (
     Action,
-    Observed,
+    SeenLease,
     Takeover,
     Timing,
     decide,
@@ -22,8 +22,8 @@ T = Timing(lease_duration=5, renew_deadline=3, retry_period=1)
 
 def lease(
     holder: str | None, at: float = 100.0, handover: str | None = None, theirs: str | None = None
-) -> Observed:
-    return Observed(
+) -> SeenLease:
+    return SeenLease(
         holder=holder, lease_duration=5, observed_at=at, handover_to=handover, foreign=theirs
     )
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from haoperator.controller.kube import ObjectRef
 from haoperator.controller.reconciler import Reconciler
 from haoperator.controller.store import Snapshot, Store
+from haoperator.core.objects import ObjectRef
 
 
 class StatusKube:

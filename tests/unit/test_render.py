@@ -10,7 +10,7 @@ from haoperator import __version__
 from haoperator.api import HAService
 from haoperator.core.render import desired
 from haoperator.core.render.common import selector_string
-from haoperator.core.render.sidecar import DEFAULT_ELECTOR_IMAGE
+from haoperator.core.vocabulary import DEFAULT_IMAGE
 from tests.unit.documents import document, haservice
 
 OURS = {
@@ -262,8 +262,8 @@ def test_the_elector_is_restricted_pod_security_compliant() -> None:
 
 
 def test_the_elector_image_defaults_to_this_version_and_can_be_overridden() -> None:
-    assert _elector()["image"] == DEFAULT_ELECTOR_IMAGE
-    assert DEFAULT_ELECTOR_IMAGE.endswith(f":{__version__}")
+    assert _elector()["image"] == DEFAULT_IMAGE
+    assert DEFAULT_IMAGE.endswith(f":{__version__}")
     assert (
         _elector(image="registry.local/haoperator:dev")["image"] == "registry.local/haoperator:dev"
     )

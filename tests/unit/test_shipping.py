@@ -23,9 +23,9 @@ from haoperator.api import HAService
 from haoperator.cli import build_parser
 from haoperator.controller import handlers
 from haoperator.controller.kube import RESOURCES
-from haoperator.controller.settings import DEFAULT_IMAGE
 from haoperator.core import render
 from haoperator.core.render import sidecar
+from haoperator.core.vocabulary import DEFAULT_IMAGE
 from tests.support import REPO
 from tests.unit import pod_security
 from tests.unit.kubernetes_schemas import assert_valid
@@ -257,7 +257,7 @@ def test_the_manifest_is_valid_kubernetes(path: Path) -> None:
 def test_the_image_is_named_once_and_is_the_sidecars_default() -> None:
     kustomization = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())
     (image,) = kustomization["images"]
-    assert f"{image['newName']}:{image['newTag']}" == DEFAULT_IMAGE == render.DEFAULT_ELECTOR_IMAGE
+    assert f"{image['newName']}:{image['newTag']}" == DEFAULT_IMAGE
     container = manifest("Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == image["name"]
     env = {e["name"]: e.get("value") for e in container["env"]}

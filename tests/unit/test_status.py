@@ -51,7 +51,7 @@ def test_load_balanced_ready_within_the_disruption_budget() -> None:
 
 def test_clustered_ready_with_quorum_and_quorum_lost_below_it() -> None:
     s = spec(category="Clustered", replicas=5)
-    assert status.quorum(s) == 3
+    assert s.quorum_size == 3
     ok = conditions(compute(status.Observed("db", 1, s, workload(3, 5, "StatefulSet"))))
     assert ok["Ready"]["status"] == "True"
     assert ok["QuorumLost"]["status"] == "False"

@@ -170,7 +170,7 @@ def cel_rules(*rules: Rule) -> dict[str, Any]:
     return {"x-kubernetes-validations": [rule.as_cel() for rule in rules]}
 
 
-class Problems(ValueError):
+class RuleViolations(ValueError):
     """Several rule violations found at once, each with the path of the field it concerns.
 
     Raised from model validators so that `haoperator render` can point at `spec.replicas` rather
@@ -182,7 +182,7 @@ class Problems(ValueError):
         self.problems = problems
 
 
-class ProblemCollector:
+class RuleCheck:
     """Collects broken rules in a model validator, then raises them together."""
 
     def __init__(self) -> None:
@@ -194,4 +194,4 @@ class ProblemCollector:
 
     def raise_if_any(self) -> None:
         if self._found:
-            raise Problems(self._found)
+            raise RuleViolations(self._found)

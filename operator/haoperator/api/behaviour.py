@@ -19,8 +19,8 @@ from haoperator.api.base import (
     QUALIFIED_NAME,
     ApiModel,
     IntOrString,
-    ProblemCollector,
     Rule,
+    RuleCheck,
     cel_rules,
     cel_string,
 )
@@ -244,18 +244,18 @@ class ActivePassiveSpec(
 
     @model_validator(mode="after")
     def _timings_nest(self) -> Self:
-        problems = ProblemCollector()
-        problems.require(
+        check = RuleCheck()
+        check.require(
             self.renew_deadline_seconds < self.lease_duration_seconds,
             RENEW_BEFORE_LEASE,
             self.lease_duration_seconds,
         )
-        problems.require(
+        check.require(
             self.retry_period_seconds < self.renew_deadline_seconds,
             RETRY_BEFORE_RENEW,
             self.renew_deadline_seconds,
         )
-        problems.raise_if_any()
+        check.raise_if_any()
         return self
 
 

@@ -24,6 +24,7 @@ from haoperator.api.haservice import (
     ObjectMeta,
 )
 from haoperator.api.status import HAServiceStatus
+from haoperator.core.vocabulary import OPERATOR, ConditionType, Label
 from haoperator.yamlout import dump
 
 PLURAL = "haservices"
@@ -159,7 +160,7 @@ PRINTER_COLUMNS = [
         "name": "Status",
         "type": "string",
         "description": "Reason of the Ready condition.",
-        "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+        "jsonPath": f'.status.conditions[?(@.type=="{ConditionType.READY}")].reason',
     },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
@@ -170,7 +171,7 @@ def custom_resource_definition() -> dict[str, Any]:
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": CRD_NAME, "labels": {"app.kubernetes.io/name": "haoperator"}},
+        "metadata": {"name": CRD_NAME, "labels": {Label.NAME: OPERATOR}},
         "spec": {
             "group": GROUP,
             "names": {

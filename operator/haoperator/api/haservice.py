@@ -18,8 +18,8 @@ from haoperator.api.base import (
     DNS_1035_LABEL,
     MAX_REPLICAS,
     ApiModel,
-    ProblemCollector,
     Rule,
+    RuleCheck,
     as_cel_list,
     cel_rules,
 )
@@ -39,8 +39,9 @@ from haoperator.api.workload import (
     ServicePort,
     ServiceSpec,
 )
+from haoperator.core.vocabulary import DOMAIN
 
-GROUP = "haoperator.dev"
+GROUP = DOMAIN
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "HAService"
@@ -224,6 +225,12 @@ class HAServiceSpec(ApiModel, json_schema_extra=cel_rules(*SPEC_RULES)):
         return DEFAULT_CLUSTERED_REPLICAS if self.category == "Clustered" else DEFAULT_REPLICAS
 
     @property
+    def quorum_size(self) -> int:
+        """Clustered: the members that must be up (clustered.quorum resolved for the replicas).
+        The disruption budget's minAvailable and the QuorumLost condition both come from here."""
+        return self.clustered_settings.quorum_size(self.desired_replicas)
+
+    @property
     def clustered_settings(self) -> ClusteredSpec:
         return self.clustered or ClusteredSpec()
 
@@ -237,39 +244,35 @@ class HAServiceSpec(ApiModel, json_schema_extra=cel_rules(*SPEC_RULES)):
 
     @model_validator(mode="after")
     def _fits_category(self) -> Self:
-        problems = ProblemCollector()
-        problems.require(
+        check = RuleCheck()
+        check.require(
             self.category != "ActivePassive" or self.replicas is None or self.replicas >= 2,
             ACTIVE_PASSIVE_REPLICAS,
             self.replicas,
         )
-        problems.require(
-            self.category != "QueueWorker" or self.service is None, QUEUE_WORKER_SERVICE
-        )
-        problems.require(self.category == "Clustered" or self.clustered is None, CLUSTERED_BLOCK)
-        problems.require(
+        check.require(self.category != "QueueWorker" or self.service is None, QUEUE_WORKER_SERVICE)
+        check.require(self.category == "Clustered" or self.clustered is None, CLUSTERED_BLOCK)
+        check.require(
             self.category == "ActivePassive" or self.active_passive is None, ACTIVE_PASSIVE_BLOCK
         )
-        problems.require(
-            self.category != "Clustered" or self.disruption is None, CLUSTERED_DISRUPTION
-        )
+        check.require(self.category != "Clustered" or self.disruption is None, CLUSTERED_DISRUPTION)
         if self.clustered is not None:
             quorum = self.clustered.quorum
-            problems.require(
+            check.require(
                 not isinstance(quorum, int) or quorum <= self.desired_replicas,
                 QUORUM_WITHIN_REPLICAS,
                 self.desired_replicas,
             )
             if self.service is not None:
                 clashes = _clashing_ports(self.clustered.peer_ports, self.service.ports)
-                problems.require(not clashes, PEER_PORTS_DISTINCT, as_cel_list(clashes))
-        problems.raise_if_any()
+                check.require(not clashes, PEER_PORTS_DISTINCT, as_cel_list(clashes))
+        check.raise_if_any()
         return self
 
     @model_validator(mode="after")
     def _fits_template(self) -> Self:
         ports = list(self.template.spec.serving_ports())
-        problems = ProblemCollector()
+        check = RuleCheck()
         if self.service is not None:
             named = {(port.name, port.effective_protocol) for port in ports if port.name}
             missing = [
@@ -278,15 +281,15 @@ class HAServiceSpec(ApiModel, json_schema_extra=cel_rules(*SPEC_RULES)):
                 if isinstance(port.target_port, str)
                 and (port.target_port, port.protocol) not in named
             ]
-            problems.require(not missing, TARGET_PORT_NAMED, as_cel_list(missing))
+            check.require(not missing, TARGET_PORT_NAMED, as_cel_list(missing))
         if self.category == "ActivePassive":
             elector = self.active_passive_settings.elector_port
             taken = any(
                 port.container_port == elector and port.effective_protocol == "TCP"
                 for port in ports
             )
-            problems.require(not taken, ELECTOR_PORT_FREE, elector)
-        problems.raise_if_any()
+            check.require(not taken, ELECTOR_PORT_FREE, elector)
+        check.raise_if_any()
         return self
 
 

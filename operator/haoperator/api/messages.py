@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from haoperator.api.base import PATTERN_MEANINGS, Problems
+from haoperator.api.base import PATTERN_MEANINGS, RuleViolations
 
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -97,7 +97,7 @@ def _lines(error: ErrorDetails) -> list[str]:
     location = tuple(error["loc"])
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     cause = ctx.get("error")
-    if error["type"] == "value_error" and isinstance(cause, Problems):
+    if error["type"] == "value_error" and isinstance(cause, RuleViolations):
         return [
             f"{field_path(location + tuple(relative.split('.')))}: {reason}"
             for relative, reason in cause.problems

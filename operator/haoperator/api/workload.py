@@ -30,17 +30,18 @@ from haoperator.api.base import (
     QUANTITY,
     ApiModel,
     IntOrString,
-    ProblemCollector,
     Rule,
+    RuleCheck,
     as_cel_list,
     cel_rules,
 )
+from haoperator.core.vocabulary import ELECTOR
 
 Protocol = Literal["TCP", "UDP", "SCTP"]
 
-ELECTOR_CONTAINER = "ha-elector"
+ELECTOR_CONTAINER = ELECTOR
 """The ActivePassive sidecar's name, reserved in every template."""
-ELECTOR_TOKEN_VOLUME = "ha-elector-token"
+ELECTOR_TOKEN_VOLUME = f"{ELECTOR}-token"
 """The volume holding the elector's API token, reserved in every template."""
 MAX_CONTAINERS = 32
 """Per list (containers, initContainers): far beyond any real pod, and what keeps the CEL rules
@@ -280,9 +281,9 @@ class PodSpec(ApiModel, extra="allow", json_schema_extra=cel_rules(CONTAINER_NAM
     def _container_names_shared(self) -> Self:
         names = {container.name for container in self.containers}
         reused = [init.name for init in self.init_containers if init.name in names]
-        problems = ProblemCollector()
-        problems.require(not reused, CONTAINER_NAMES_SHARED, as_cel_list(reused))
-        problems.raise_if_any()
+        check = RuleCheck()
+        check.require(not reused, CONTAINER_NAMES_SHARED, as_cel_list(reused))
+        check.raise_if_any()
         return self
 
 
@@ -387,9 +388,9 @@ class ServiceSpec(ApiModel, json_schema_extra=cel_rules(SERVICE_PORT_NUMBERS)):
         sharing = [
             port.name for port in self.ports if numbers.count((port.port, port.protocol)) > 1
         ]
-        problems = ProblemCollector()
-        problems.require(not sharing, SERVICE_PORT_NUMBERS, as_cel_list(sharing))
-        problems.raise_if_any()
+        check = RuleCheck()
+        check.require(not sharing, SERVICE_PORT_NUMBERS, as_cel_list(sharing))
+        check.raise_if_any()
         return self
 
 

@@ -25,16 +25,16 @@ from haoperator.controller.informer import Informer
 from haoperator.controller.kube import RESOURCES, Kube
 from haoperator.controller.reconciler import Reconciler
 from haoperator.controller.settings import Settings
-from haoperator.controller.store import MANAGED_BY, MANAGED_BY_LABEL, Key, Store
+from haoperator.controller.store import Key, Store
 from haoperator.controller.workqueue import WorkQueue
-from haoperator.core.render.common import LABEL_CATEGORY
+from haoperator.core.vocabulary import OPERATOR, Label
 
 log = structlog.get_logger("haoperator.operator")
-OURS = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+OURS = f"{Label.MANAGED_BY}={OPERATOR}"
 SELECTORS = {
     # Only ActivePassive reads where its Service routes. EndpointSlices carry their Service's
     # labels, so the server filters out the others, which change with every pod's readiness.
-    "EndpointSlice": f"{OURS},{LABEL_CATEGORY}=ActivePassive",
+    "EndpointSlice": f"{OURS},{Label.CATEGORY}=ActivePassive",
 }
 CHILD_RESOURCES = (
     ("apps", "v1", "deployments"),

@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from kubernetes.client import ApiClient
 
-log = structlog.get_logger("haoperator.controller.informer")
+log = structlog.get_logger("haoperator.informer")
 WATCH_SECONDS = 270
 """Server-side watch timeout; the client gives up on a silent stream a minute after it."""
 MAX_BACKOFF = 30.0

@@ -10,19 +10,21 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes.client import ApiClient
 
 from haoperator.controller import metrics
+from haoperator.core.objects import ObjectRef
+from haoperator.core.times import stamp
+from haoperator.core.vocabulary import DOMAIN, OPERATOR
 
-FIELD_MANAGER = "haoperator"
+FIELD_MANAGER = OPERATOR
 CREATE_ONLY_VERSION = "1"
 """The resourceVersion that makes an apply create-only: etcd starts at revision 1 and its first
 write is revision 2, so no object ever has it."""
-COMPONENT = "haoperator"
 DETERMINISTIC_500S = ("failed to create typed patch object", "failed to convert new object")
 """How the API server's 500s for an object it cannot take begin (see ApiError.invalid)."""
 
@@ -97,29 +99,7 @@ class ApiError(Exception):
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """What an event is about."""
-
-    kind: str
-    namespace: str
-    name: str
-    uid: str
-    api_version: str = ""
-
-    @classmethod
-    def of(cls, obj: dict[str, Any]) -> ObjectRef:
-        meta = obj["metadata"]
-        return cls(
-            obj["kind"],
-            meta.get("namespace", ""),
-            meta["name"],
-            meta.get("uid", ""),
-            obj.get("apiVersion", ""),
-        )
+    return stamp(time.time())
 
 
 class Kube:
@@ -128,7 +108,7 @@ class Kube:
     def __init__(self, api: ApiClient, *, timeout: float = 30.0, instance: str = "") -> None:
         self.api = api
         self.timeout = timeout
-        self.instance = instance or COMPONENT
+        self.instance = instance or OPERATOR
         self._event_counts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -319,7 +299,7 @@ class Kube:
             "count": 1,
             "firstTimestamp": stamp,
             "lastTimestamp": stamp,
-            "source": {"component": COMPONENT},
-            "reportingComponent": f"haoperator.dev/{COMPONENT}",
+            "source": {"component": OPERATOR},
+            "reportingComponent": f"{DOMAIN}/{OPERATOR}",
             "reportingInstance": self.instance,
         }

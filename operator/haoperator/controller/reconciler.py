@@ -21,21 +21,21 @@ from haoperator.api import HAService
 from haoperator.api.base import MAX_REPLICAS
 from haoperator.api.messages import describe
 from haoperator.controller import metrics
-from haoperator.controller.kube import ApiError, Kube, ObjectRef, now_iso
+from haoperator.controller.kube import ApiError, Kube, now_iso
 from haoperator.controller.recovery_actions import Recoverer
-from haoperator.controller.store import ChildKey, Key, Snapshot, Store
+from haoperator.controller.store import Key, Snapshot, Store
 from haoperator.core import ownership, render, status
 from haoperator.core.diff import differences
-from haoperator.core.ownership import Verdict
+from haoperator.core.objects import ObjectRef, is_ready
+from haoperator.core.ownership import ChildKey, Verdict
+from haoperator.core.vocabulary import Annotation, Label, Role
 
-APPLIED_HASH = "haoperator.dev/applied-hash"
-ROLE_LABEL = "haoperator.dev/role"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+APPLIED_HASH = Annotation.APPLIED_HASH
 WORKLOADS = ("Deployment", "StatefulSet")
 FAILED_CREATE_FRESH = 600.0
 """How long a StatefulSet's FailedCreate event explains its missing pods: its controller retries
 with a backoff of minutes, and says it again each time."""
-log = structlog.get_logger("haoperator.controller.reconciler")
+log = structlog.get_logger("haoperator.reconcile")
 
 
 @dataclass
@@ -340,7 +340,7 @@ class Reconciler:
         fenced = status.to_fence(lease, snapshot.pods)
         for name in fenced:
             self.kube.patch(
-                "Pod", ref.namespace, name, {"metadata": {"labels": {ROLE_LABEL: "standby"}}}
+                "Pod", ref.namespace, name, {"metadata": {"labels": {Label.ROLE: Role.STANDBY}}}
             )
         if fenced:
             holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
@@ -357,13 +357,14 @@ class Reconciler:
                 endpoint["targetRef"]["name"]
                 for (kind, _), slice_ in snapshot.children.items()
                 if kind == "EndpointSlice"
-                and (slice_["metadata"].get("labels") or {}).get(SERVICE_NAME_LABEL) == ref.name
+                and (slice_["metadata"].get("labels") or {}).get(Label.ENDPOINT_SLICE_SERVICE)
+                == ref.name
                 for endpoint in slice_.get("endpoints") or []
                 if (endpoint.get("conditions") or {}).get("ready") and endpoint.get("targetRef")
             }
         lease_duration = float(haservice.spec.active_passive_settings.lease_duration_seconds)
         leaderless = status.serving_leader(lease, snapshot.pods) is None and any(
-            status.is_ready(p) for p in snapshot.pods
+            is_ready(p) for p in snapshot.pods
         )
         now = time.monotonic()
         electing, requeue = False, None

@@ -14,11 +14,11 @@ from typing import Any
 
 from haoperator.api import HAService
 from haoperator.controller import metrics
-from haoperator.controller.kube import ApiError, Kube, ObjectRef
+from haoperator.controller.kube import ApiError, Kube
 from haoperator.controller.store import Key, Snapshot
 from haoperator.core import recovery
-
-ROLE_LABEL = "haoperator.dev/role"
+from haoperator.core.objects import ObjectRef
+from haoperator.core.vocabulary import Annotation, Label, Role
 
 
 @dataclass
@@ -101,11 +101,7 @@ class Recoverer:
                 "Pod",
                 ref.namespace,
                 pod["metadata"]["name"],
-                {
-                    "metadata": {
-                        "annotations": {recovery.RESTARTS_ANNOTATION: updated.to_annotation()}
-                    }
-                },
+                {"metadata": {"annotations": {Annotation.RESTARTS: updated.to_annotation()}}},
             )
         hist = updated or recovery.history(pod)
         count = recovery.restarts_in_window(hist, now, window)
@@ -221,13 +217,13 @@ class Recoverer:
                 labels = pod["metadata"].get("labels") or {}
                 if (
                     haservice.spec.category == "ActivePassive"
-                    and labels.get(ROLE_LABEL) == "active"
+                    and labels.get(Label.ROLE) == Role.ACTIVE
                 ):
                     self.kube.patch(
                         "Pod",
                         ref.namespace,
                         pod["metadata"]["name"],
-                        {"metadata": {"labels": {ROLE_LABEL: "standby"}}},
+                        {"metadata": {"labels": {Label.ROLE: Role.STANDBY}}},
                     )
                 if policy.action != "ForceDelete":
                     continue

@@ -9,7 +9,8 @@ from typing import Any
 
 from haoperator import logging as ha_logging
 from haoperator.api.base import MAX_REPLICAS
-from haoperator.controller.settings import DEFAULT_IMAGE, Settings, env
+from haoperator.controller.settings import Settings, env
+from haoperator.core.vocabulary import DEFAULT_IMAGE
 
 
 def add_parser(commands: Any) -> None:

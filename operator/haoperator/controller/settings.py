@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from haoperator import __version__
 from haoperator.api.base import MAX_REPLICAS
-
-DEFAULT_IMAGE = f"ghcr.io/haoperator/haoperator:{__version__}"
+from haoperator.core.vocabulary import DEFAULT_IMAGE
 
 
 def env(name: str, default: str) -> str:

@@ -13,26 +13,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from haoperator.controller.kube import RESOURCES
-
-SERVICE_LABEL = "haoperator.dev/service"
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-MANAGED_BY = "haoperator"
+from haoperator.core.objects import labels_of, meta
+from haoperator.core.ownership import ChildKey
+from haoperator.core.times import epoch
+from haoperator.core.vocabulary import Label
 
 Key = tuple[str, str]
 """(namespace, HAService name)."""
-ChildKey = tuple[str, str]
-"""(kind, name)."""
 
 
 def owner_key(obj: dict[str, Any]) -> Key | None:
     """The HAService an object belongs to, by our label; None for objects that are not ours."""
-    meta = obj.get("metadata") or {}
-    name = (meta.get("labels") or {}).get(SERVICE_LABEL)
-    return (meta.get("namespace", ""), name) if name else None
+    name = labels_of(obj).get(Label.SERVICE)
+    return (meta(obj).get("namespace", ""), name) if name else None
 
 
 def plain_copy(value: Any) -> Any:
@@ -155,10 +151,7 @@ def event_time(event: dict[str, Any]) -> float:
         or event.get("eventTime")
         or (event.get("metadata") or {}).get("creationTimestamp")
     )
-    try:
-        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return epoch(stamp) or 0.0
 
 
 def trim_node(node: dict[str, Any]) -> dict[str, Any]:

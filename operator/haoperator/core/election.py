@@ -23,9 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 
-SERVICE_LABEL = "haoperator.dev/service"
-MANAGED_BY_LABEL, MANAGED_BY = "app.kubernetes.io/managed-by", "haoperator"
-ACTIVE, STANDBY = "active", "standby"
+from haoperator.core.vocabulary import OPERATOR, Label, Role
 
 
 class Action(Enum):
@@ -44,7 +42,7 @@ class Timing:
 
 
 @dataclass(frozen=True)
-class Observed:
+class SeenLease:
     """The Lease as this process saw it, and when (monotonic seconds)."""
 
     holder: str | None
@@ -77,7 +75,7 @@ def foreign(
     say): taking it over would break them, so it is left alone and the HAService reports
     NameConflict.
     """
-    for key, want in ((SERVICE_LABEL, lease), (MANAGED_BY_LABEL, MANAGED_BY)):
+    for key, want in ((Label.SERVICE, lease), (Label.MANAGED_BY, OPERATOR)):
         value = labels.get(key)
         if value is None:
             return f"it lacks the label {key}={want}"
@@ -92,7 +90,7 @@ def foreign(
 
 def decide(
     me: str,
-    lease: Observed | None,
+    lease: SeenLease | None,
     *,
     is_leader: bool,
     last_renew: float,
@@ -170,8 +168,8 @@ def role_to_write(leader: bool, label: str | None, *, synced: bool) -> str | Non
     paused past its renew deadline may have been fenced by the new leader meanwhile.
     """
     if leader:
-        return ACTIVE if label != ACTIVE or not synced else None
-    return STANDBY if label != STANDBY else None
+        return Role.ACTIVE if label != Role.ACTIVE or not synced else None
+    return Role.STANDBY if label != Role.STANDBY else None
 
 
 def preferred(candidates: list[tuple[str, str]]) -> str | None:

@@ -14,18 +14,17 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any
 
-from haoperator.controller.store import MANAGED_BY, MANAGED_BY_LABEL, SERVICE_LABEL, ChildKey
+from haoperator.core.objects import controller, labels_of
+from haoperator.core.vocabulary import OPERATOR, Label
+
+ChildKey = tuple[str, str]
+"""(kind, name) of a child."""
 
 
 class Verdict(Enum):
     OURS = "ours"
     ADOPT = "adopt"
     FOREIGN = "foreign"
-
-
-def controller(obj: dict[str, Any]) -> dict[str, Any] | None:
-    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
-    return next((r for r in refs if r.get("controller")), None)
 
 
 def owned_by(obj: dict[str, Any], uid: str) -> bool:
@@ -37,11 +36,11 @@ def judge(obj: dict[str, Any], uid: str, name: str) -> Verdict:
     """Whether the existing object `obj` is the HAService (`uid`, `name`)'s to write."""
     if owned_by(obj, uid):
         return Verdict.OURS
-    labels = (obj.get("metadata") or {}).get("labels") or {}
+    labels = labels_of(obj)
     if (
         controller(obj) is None
-        and labels.get(SERVICE_LABEL) == name
-        and labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+        and labels.get(Label.SERVICE) == name
+        and labels.get(Label.MANAGED_BY) == OPERATOR
     ):
         return Verdict.ADOPT
     return Verdict.FOREIGN

@@ -20,28 +20,23 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-RESTARTS_ANNOTATION = "haoperator.dev/restarts"
-AVOID_PREFIX = "avoid.haoperator.dev/"
+from haoperator.core.objects import annotations_of, condition
+from haoperator.core.times import epoch
+from haoperator.core.vocabulary import Annotation, ConditionType, Label
+
 MAX_REMEMBERED = 64
 
 
 def avoid_label(namespace: str, name: str) -> str:
     """The node label that keeps one HAService off a node (a label key's name part is <= 63)."""
     digest = hashlib.sha256(f"{namespace}/{name}".encode()).hexdigest()[:8]
-    return f"{AVOID_PREFIX}{name}-{digest}"
+    return f"{Label.AVOID_PREFIX}{name}-{digest}"
 
 
 def node_affinity_term(namespace: str, name: str) -> dict[str, Any]:
     return {"key": avoid_label(namespace, name), "operator": "DoesNotExist"}
-
-
-def epoch(timestamp: str | None) -> float | None:
-    if not timestamp:
-        return None
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 @dataclass(frozen=True)
@@ -93,7 +88,7 @@ class History:
 
 
 def history(pod: dict[str, Any]) -> History:
-    raw = ((pod.get("metadata") or {}).get("annotations") or {}).get(RESTARTS_ANNOTATION)
+    raw = annotations_of(pod).get(Annotation.RESTARTS)
     try:
         data = json.loads(raw) if raw else {}
         return History(int(data.get("seen", 0)), tuple(float(t) for t in data.get("times", [])))
@@ -123,12 +118,10 @@ def restarts_in_window(hist: History, now: float, window: float) -> int:
 
 def node_ready_since(node: dict[str, Any] | None) -> tuple[bool, float | None]:
     """(ready, since when the Ready condition has had its status)."""
-    if node is None:
+    ready = condition(node, ConditionType.READY)
+    if ready is None:
         return False, None
-    for condition in (node.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition.get("status") == "True", epoch(condition.get("lastTransitionTime"))
-    return False, None
+    return ready.get("status") == "True", epoch(ready.get("lastTransitionTime"))
 
 
 def node_lost_for(node: dict[str, Any] | None, now: float) -> float | None:
@@ -153,5 +146,5 @@ def expired_bans(labels: dict[str, str], now: float) -> list[str]:
     return sorted(
         key
         for key, value in labels.items()
-        if key.startswith(AVOID_PREFIX) and ban_expired(value, now)
+        if key.startswith(Label.AVOID_PREFIX) and ban_expired(value, now)
     )

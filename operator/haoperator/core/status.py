@@ -19,10 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from haoperator.api import HAServiceSpec
-
-ROLE_LABEL = "haoperator.dev/role"
-FAILOVER_ANNOTATION = "haoperator.dev/last-failover"
-SERVICE_LABEL = "haoperator.dev/service"
+from haoperator.core.objects import (
+    annotations_of,
+    condition_true,
+    deleting,
+    is_ready,
+    labels_of,
+    older,
+)
+from haoperator.core.vocabulary import Annotation, ConditionType, Label, Reason, Role
 
 
 @dataclass(frozen=True)
@@ -71,29 +76,13 @@ class Observed:
     only in a FailedCreate event), when pods are missing."""
 
 
-def desired_replicas(spec: HAServiceSpec) -> int:
-    return spec.desired_replicas
-
-
-def quorum(spec: HAServiceSpec) -> int:
-    """Majority = floor(n/2)+1, All = n, or the integer given."""
-    return spec.clustered_settings.quorum_size(spec.desired_replicas)
-
-
 def max_unavailable(spec: HAServiceSpec) -> int:
     """The disruption budget as a count; a percentage rounds up, as the PDB controller does."""
     value = spec.disruption.max_unavailable if spec.disruption else 1
-    replicas = desired_replicas(spec)
+    replicas = spec.desired_replicas
     if isinstance(value, str):
         return math.ceil(int(value.rstrip("%")) * replicas / 100)
     return value
-
-
-def is_ready(pod: dict[str, Any]) -> bool:
-    if pod.get("metadata", {}).get("deletionTimestamp"):
-        return False
-    conditions = pod.get("status", {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 def _condition(type_: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
@@ -117,12 +106,13 @@ def blocked(observed: Observed) -> Blocked | None:
     said it; None when nothing is stuck."""
     failure = _workload_condition(observed.workload, "ReplicaFailure")
     if failure is not None:
-        return Blocked("PodsCannotBeCreated", str(failure.get("message") or failure["reason"]))
+        return Blocked(
+            Reason.PODS_CANNOT_BE_CREATED, str(failure.get("message") or failure["reason"])
+        )
     workload_status = (observed.workload or {}).get("status") or {}
-    if observed.failed_create and int(workload_status.get("replicas", 0)) < desired_replicas(
-        observed.spec
-    ):
-        return Blocked("PodsCannotBeCreated", observed.failed_create)
+    missing = int(workload_status.get("replicas", 0)) < observed.spec.desired_replicas
+    if observed.failed_create and missing:
+        return Blocked(Reason.PODS_CANNOT_BE_CREATED, observed.failed_create)
     for pod in sorted(observed.pods, key=lambda p: p["metadata"]["name"]):
         if pod["metadata"].get("deletionTimestamp"):
             continue
@@ -133,16 +123,18 @@ def blocked(observed: Observed) -> Blocked | None:
                 and condition.get("reason") == "Unschedulable"
             ):
                 message = condition.get("message") or "no node fits it"
-                return Blocked("PodsUnschedulable", f"pod {pod['metadata']['name']}: {message}")
+                return Blocked(
+                    Reason.PODS_UNSCHEDULABLE, f"pod {pod['metadata']['name']}: {message}"
+                )
     return None
 
 
 def _ready(observed: Observed, ready: int, stuck: Blocked | None) -> dict[str, Any]:
     condition = _ready_verdict(observed, ready)
     if condition["status"] == "False" and stuck is not None and not observed.problem:
-        replicas = desired_replicas(observed.spec)
+        replicas = observed.spec.desired_replicas
         return _condition(
-            "Ready", False, stuck.reason, f"{ready}/{replicas} ready: {stuck.message}"
+            ConditionType.READY, False, stuck.reason, f"{ready}/{replicas} ready: {stuck.message}"
         )
     return condition
 
@@ -150,41 +142,48 @@ def _ready(observed: Observed, ready: int, stuck: Blocked | None) -> dict[str, A
 def _ready_verdict(observed: Observed, ready: int) -> dict[str, Any]:
     spec = observed.spec
     if observed.problem:
-        return _condition("Ready", False, observed.problem.reason, observed.problem.message)
+        return _condition(
+            ConditionType.READY, False, observed.problem.reason, observed.problem.message
+        )
     if observed.workload is None:
-        return _condition("Ready", False, "Creating", "the workload is being created")
-    replicas = desired_replicas(spec)
+        return _condition(
+            ConditionType.READY, False, Reason.CREATING, "the workload is being created"
+        )
+    replicas = spec.desired_replicas
     if spec.category == "Clustered":
-        need = quorum(spec)
+        need = spec.quorum_size
         if ready >= need:
             return _condition(
-                "Ready", True, "QuorumReached", f"{ready}/{replicas} members ready (quorum {need})"
+                ConditionType.READY,
+                True,
+                Reason.QUORUM_REACHED,
+                f"{ready}/{replicas} members ready (quorum {need})",
             )
         return _condition(
-            "Ready",
+            ConditionType.READY,
             False,
-            "Forming" if forming(observed) else "QuorumLost",
+            Reason.FORMING if forming(observed) else Reason.QUORUM_LOST,
             f"{ready}/{replicas} members ready, quorum is {need}",
         )
     if spec.category == "ActivePassive":
         return _active_passive_ready(observed)
     need = max(replicas - max_unavailable(spec), 0)
     if replicas and ready >= max(need, 1):
-        reason = "AllReplicasReady" if ready >= replicas else "MinimumReplicasReady"
-        return _condition("Ready", True, reason, f"{ready}/{replicas} replicas ready (need {need})")
+        reason = Reason.ALL_REPLICAS_READY if ready >= replicas else Reason.MINIMUM_REPLICAS_READY
+        return _condition(
+            ConditionType.READY, True, reason, f"{ready}/{replicas} replicas ready (need {need})"
+        )
     return _condition(
-        "Ready", False, "NotEnoughReplicas", f"{ready}/{replicas} replicas ready, need {need}"
+        ConditionType.READY,
+        False,
+        Reason.NOT_ENOUGH_REPLICAS,
+        f"{ready}/{replicas} replicas ready, need {need}",
     )
 
 
 def active_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Pods labelled active (and not being deleted): where the Service sends traffic."""
-    return [
-        p
-        for p in pods
-        if (p.get("metadata", {}).get("labels") or {}).get(ROLE_LABEL) == "active"
-        and not p.get("metadata", {}).get("deletionTimestamp")
-    ]
+    return [p for p in pods if labels_of(p).get(Label.ROLE) == Role.ACTIVE and not deleting(p)]
 
 
 def lease_holder(lease: dict[str, Any] | None, pods: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -208,16 +207,8 @@ def serving_leader(lease: dict[str, Any] | None, pods: list[dict[str, Any]]) -> 
     holder = lease_holder(lease, pods)
     if holder is None or not is_ready(holder):
         return None
-    labels = holder["metadata"].get("labels") or {}
-    return holder["metadata"]["name"] if labels.get(ROLE_LABEL) == "active" else None
-
-
-def _older(obj: dict[str, Any], than: dict[str, Any]) -> bool:
-    """resourceVersions are opaque, but etcd's are one increasing counter across all objects."""
-    try:
-        return int(obj["metadata"]["resourceVersion"]) < int(than["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return False
+    active = labels_of(holder).get(Label.ROLE) == Role.ACTIVE
+    return holder["metadata"]["name"] if active else None
 
 
 def to_fence(lease: dict[str, Any] | None, pods: list[dict[str, Any]]) -> list[str]:
@@ -234,7 +225,9 @@ def to_fence(lease: dict[str, Any] | None, pods: list[dict[str, Any]]) -> list[s
         len(labelled) == 1
         and lease is not None
         and labelled[0]["metadata"]["name"] != holder
-        and _older(labelled[0], lease)
+        and older(
+            labelled[0]["metadata"].get("resourceVersion"), lease["metadata"].get("resourceVersion")
+        )
     ):
         return [labelled[0]["metadata"]["name"]]
     return []
@@ -244,57 +237,66 @@ def _active_passive_ready(observed: Observed) -> dict[str, Any]:
     labelled = [p for p in active_pods(observed.pods) if is_ready(p)]
     if len(labelled) > 1:
         names = ", ".join(sorted(p["metadata"]["name"] for p in labelled))
-        return _condition("Ready", False, "SplitBrain", f"more than one active pod: {names}")
+        return _condition(
+            ConditionType.READY, False, Reason.SPLIT_BRAIN, f"more than one active pod: {names}"
+        )
     holder = lease_holder(observed.lease, observed.pods)
     name = serving_leader(observed.lease, observed.pods)
     if name is None:
         if observed.electing and was_ready(observed):
-            return _condition("Ready", True, "FailingOver", "the active role is changing hands")
-        return _condition("Ready", False, *_why_no_leader(observed, holder))
+            return _condition(
+                ConditionType.READY, True, Reason.FAILING_OVER, "the active role is changing hands"
+            )
+        return _condition(ConditionType.READY, False, *_why_no_leader(observed, holder))
     if observed.spec.service is not None:
         if not observed.service_present:
             return _condition(
-                "Ready", False, "ServiceMissing", f"pod {name} is active, no Service yet"
+                ConditionType.READY,
+                False,
+                Reason.SERVICE_MISSING,
+                f"pod {name} is active, no Service yet",
             )
         if observed.routed != {name}:
             routed = ", ".join(sorted(observed.routed or [])) or "no pod"
             return _condition(
-                "Ready", False, "NotRouted", f"pod {name} is active; the Service routes to {routed}"
+                ConditionType.READY,
+                False,
+                Reason.NOT_ROUTED,
+                f"pod {name} is active; the Service routes to {routed}",
             )
-    return _condition("Ready", True, "ActivePodReady", f"pod {name} is active and ready")
+    return _condition(
+        ConditionType.READY, True, Reason.ACTIVE_POD_READY, f"pod {name} is active and ready"
+    )
 
 
 def was_ready(observed: Observed) -> bool:
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True"
-        for c in observed.previous.get("conditions") or []
-    )
+    return condition_true({"status": observed.previous}, ConditionType.READY)
 
 
 def _why_no_leader(observed: Observed, holder: dict[str, Any] | None) -> tuple[str, str]:
     lease = observed.name
     if holder is None:
         if not any(is_ready(p) for p in observed.pods):
-            return "NoActivePod", "no pod is ready to take the active role"
+            return Reason.NO_ACTIVE_POD, "no pod is ready to take the active role"
         stray = [p["metadata"]["name"] for p in active_pods(observed.pods)]
         held = f" (pod {', '.join(stray)} is labelled active without it)" if stray else ""
-        return "NoActivePod", f"no pod holds the Lease {lease}{held}"
+        return Reason.NO_ACTIVE_POD, f"no pod holds the Lease {lease}{held}"
     name = holder["metadata"]["name"]
-    if (holder["metadata"].get("labels") or {}).get(ROLE_LABEL) != "active":
+    if labels_of(holder).get(Label.ROLE) != Role.ACTIVE:
         return (
-            "LeaderNotLabelled",
-            f"pod {name} holds the Lease {lease} but is not labelled {ROLE_LABEL}=active, so the "
-            "Service routes to no pod: its ha-elector cannot label it (see the ha-elector log "
-            f"and the Role {lease}-elector)",
+            Reason.LEADER_NOT_LABELLED,
+            f"pod {name} holds the Lease {lease} but is not labelled {Label.ROLE}={Role.ACTIVE}, "
+            "so the Service routes to no pod: its ha-elector cannot label it (see the ha-elector "
+            f"log and the Role {lease}-elector)",
         )
-    return "NoActivePod", f"pod {name} holds the Lease {lease} but is not ready"
+    return Reason.NO_ACTIVE_POD, f"pod {name} holds the Lease {lease} but is not ready"
 
 
 def failover_record(lease: dict[str, Any] | None) -> dict[str, Any] | None:
     """The last takeover the electors recorded on the Lease, as status.lastFailover."""
     if not lease:
         return None
-    raw = (lease.get("metadata", {}).get("annotations") or {}).get(FAILOVER_ANNOTATION)
+    raw = annotations_of(lease).get(Annotation.LAST_FAILOVER)
     if not raw:
         return None
     try:
@@ -311,13 +313,17 @@ def failover_record(lease: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def _progressing(observed: Observed) -> dict[str, Any]:
     if observed.problem:
-        return _condition("Progressing", False, observed.problem.reason, observed.problem.message)
+        return _condition(
+            ConditionType.PROGRESSING, False, observed.problem.reason, observed.problem.message
+        )
     workload = observed.workload
     if workload is None:
-        return _condition("Progressing", True, "Creating", "the workload is being created")
+        return _condition(
+            ConditionType.PROGRESSING, True, Reason.CREATING, "the workload is being created"
+        )
     status = workload.get("status") or {}
     generation = workload.get("metadata", {}).get("generation", 0)
-    replicas = desired_replicas(observed.spec)
+    replicas = observed.spec.desired_replicas
     updated = status.get("updatedReplicas", 0)
     rolling = (
         status.get("observedGeneration", 0) < generation
@@ -330,43 +336,61 @@ def _progressing(observed: Observed) -> dict[str, Any]:
     )
     if rolling:
         return _condition(
-            "Progressing", True, "RollingOut", f"{updated}/{replicas} replicas up to date"
+            ConditionType.PROGRESSING,
+            True,
+            Reason.ROLLING_OUT,
+            f"{updated}/{replicas} replicas up to date",
         )
-    return _condition("Progressing", False, "Stable", "all replicas are up to date")
+    return _condition(
+        ConditionType.PROGRESSING, False, Reason.STABLE, "all replicas are up to date"
+    )
 
 
-LEADERSHIP_PROBLEMS = ("NoActivePod", "LeaderNotLabelled", "SplitBrain")
-WARNED_REASONS = ("PodsCannotBeCreated", "PodsUnschedulable", "NoActivePod", "LeaderNotLabelled")
+LEADERSHIP_PROBLEMS = (Reason.NO_ACTIVE_POD, Reason.LEADER_NOT_LABELLED, Reason.SPLIT_BRAIN)
+WARNED_REASONS = (
+    Reason.PODS_CANNOT_BE_CREATED,
+    Reason.PODS_UNSCHEDULABLE,
+    Reason.NO_ACTIVE_POD,
+    Reason.LEADER_NOT_LABELLED,
+)
 """Degraded reasons that are news the moment they appear: a Warning event says so, once."""
 
 
 def _degraded(
     observed: Observed, ready: int, stuck: Blocked | None, verdict: dict[str, Any]
 ) -> dict[str, Any]:
-    replicas = desired_replicas(observed.spec)
+    replicas = observed.spec.desired_replicas
     if observed.limited:
         restart = observed.spec.recovery.restart
         return _condition(
-            "Degraded",
+            ConditionType.DEGRADED,
             True,
-            "RecoveryLimitReached",
+            Reason.RECOVERY_LIMIT_REACHED,
             f"{', '.join(sorted(observed.limited))} restarted more than {restart.max_restarts} "
             f"times within {restart.window_seconds} s",
         )
     if stuck is not None:
-        return _condition("Degraded", True, stuck.reason, stuck.message)
+        return _condition(ConditionType.DEGRADED, True, stuck.reason, stuck.message)
     if (
         verdict["status"] == "False"
         and verdict["reason"] in LEADERSHIP_PROBLEMS
         and not observed.electing
         and any(is_ready(p) for p in observed.pods)
     ):
-        return _condition("Degraded", True, verdict["reason"], verdict["message"])
+        return _condition(ConditionType.DEGRADED, True, verdict["reason"], verdict["message"])
     if ready < replicas:
         return _condition(
-            "Degraded", True, "ReplicasUnavailable", f"{ready}/{replicas} replicas ready"
+            ConditionType.DEGRADED,
+            True,
+            Reason.REPLICAS_UNAVAILABLE,
+            f"{ready}/{replicas} replicas ready",
         )
-    return _condition("Degraded", False, "AllReplicasReady", f"{ready}/{replicas} replicas ready")
+    return _condition(
+        ConditionType.DEGRADED,
+        False,
+        Reason.ALL_REPLICAS_READY,
+        f"{ready}/{replicas} replicas ready",
+    )
 
 
 def warnings(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str]]:
@@ -374,7 +398,9 @@ def warnings(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, s
     a reason of WARNED_REASONS. Said once per change, not on every reconcile that finds it."""
 
     def degraded(st: dict[str, Any]) -> dict[str, Any]:
-        return next((c for c in st.get("conditions") or [] if c.get("type") == "Degraded"), {})
+        return next(
+            (c for c in st.get("conditions") or [] if c.get("type") == ConditionType.DEGRADED), {}
+        )
 
     was, now = degraded(before), degraded(after)
     if now.get("status") != "True" or now.get("reason") not in WARNED_REASONS:
@@ -387,17 +413,24 @@ def warnings(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, s
 def forming(observed: Observed) -> bool:
     """A cluster that has never had its quorum yet is forming, not one that lost it."""
     for condition in observed.previous.get("conditions") or []:
-        if condition.get("type") == "QuorumLost":
-            return bool(condition.get("reason") == "Forming")
+        if condition.get("type") == ConditionType.QUORUM_LOST:
+            return bool(condition.get("reason") == Reason.FORMING)
     return True
 
 
 def _quorum_lost(observed: Observed, ready: int) -> dict[str, Any]:
-    need = quorum(observed.spec)
+    need = observed.spec.quorum_size
     if ready < need:
-        reason = "Forming" if forming(observed) else "QuorumLost"
-        return _condition("QuorumLost", True, reason, f"{ready} members ready, quorum {need}")
-    return _condition("QuorumLost", False, "QuorumReached", f"{ready} members ready, quorum {need}")
+        reason = Reason.FORMING if forming(observed) else Reason.QUORUM_LOST
+        return _condition(
+            ConditionType.QUORUM_LOST, True, reason, f"{ready} members ready, quorum {need}"
+        )
+    return _condition(
+        ConditionType.QUORUM_LOST,
+        False,
+        Reason.QUORUM_REACHED,
+        f"{ready} members ready, quorum {need}",
+    )
 
 
 def compute(observed: Observed, now: str) -> dict[str, Any]:
@@ -420,8 +453,8 @@ def compute(observed: Observed, now: str) -> dict[str, Any]:
 
     status: dict[str, Any] = {
         "observedGeneration": observed.generation,
-        "selector": f"{SERVICE_LABEL}={observed.name}",
-        "desiredReplicas": desired_replicas(observed.spec),
+        "selector": f"{Label.SERVICE}={observed.name}",
+        "desiredReplicas": observed.spec.desired_replicas,
         "replicas": int(workload_status.get("replicas", 0)),
         "readyReplicas": ready,
         "conditions": conditions,

@@ -26,7 +26,6 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -34,13 +33,8 @@ from kubernetes import client, watch
 
 from haoperator.controller.kube import ApiError, Kube
 from haoperator.core.election import (
-    ACTIVE,
-    MANAGED_BY,
-    MANAGED_BY_LABEL,
-    SERVICE_LABEL,
-    STANDBY,
     Action,
-    Observed,
+    SeenLease,
     Timing,
     decide,
     foreign,
@@ -49,51 +43,25 @@ from haoperator.core.election import (
     role_to_write,
     takeover,
 )
+from haoperator.core.objects import annotations_of, controller, is_ready, labels_of, older
+from haoperator.core.times import epoch, micro_stamp
+from haoperator.core.vocabulary import ELECTOR, OPERATOR, Annotation, Label, Role
 
-ROLE_LABEL = "haoperator.dev/role"
-FAILOVER_ANNOTATION = "haoperator.dev/last-failover"
-HANDOVER_ANNOTATION = "haoperator.dev/handover-to"
-RELEASED_BY_ANNOTATION = "haoperator.dev/released-by"
-FIELD_MANAGER = "ha-elector"
 WATCH_SECONDS = 60
-log = structlog.get_logger("haoperator.sidecar.elector")
-
-
-def micro_time(at: float | None = None) -> str:
-    moment = datetime.fromtimestamp(time.time() if at is None else at, UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time(value: str | None) -> float | None:
-    if not value:
-        return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-def _older(record: dict[str, Any], than: dict[str, Any]) -> bool:
-    """resourceVersions are opaque, but etcd's are increasing integers; if not, assume newer."""
-    try:
-        return int(record["metadata"]["resourceVersion"]) < int(than["metadata"]["resourceVersion"])
-    except (KeyError, ValueError):
-        return False
-
-
-def _same_version(record: dict[str, Any], than: dict[str, Any]) -> bool:
-    version = record["metadata"].get("resourceVersion")
-    return version is not None and version == than["metadata"].get("resourceVersion")
+log = structlog.get_logger("haoperator.elector")
 
 
 def _known(record: dict[str, Any], old: dict[str, Any] | None) -> bool:
     """Already seen, or older (a slow watch behind a fresh write or its answer)."""
-    return old is not None and (_older(record, old) or _same_version(record, old))
-
-
-def _controller(meta: dict[str, Any]) -> dict[str, Any] | None:
-    return next((r for r in meta.get("ownerReferences") or [] if r.get("controller")), None)
+    if old is None:
+        return False
+    version = record["metadata"].get("resourceVersion")
+    seen = old["metadata"].get("resourceVersion")
+    return older(version, seen) or (version is not None and version == seen)
 
 
 def _role(pod: dict[str, Any] | None) -> str | None:
-    return ((pod or {}).get("metadata", {}).get("labels") or {}).get(ROLE_LABEL)
+    return labels_of(pod).get(Label.ROLE)
 
 
 class Elector:
@@ -114,7 +82,7 @@ class Elector:
         self.is_leader = False  # only once fenced and labelled, never on the Lease write alone
         self.last_renew = float("-inf")
         self.record: dict[str, Any] | None = None
-        self.observed: Observed | None = None
+        self.observed: SeenLease | None = None
         self.own: dict[str, Any] | None = None  # newest copy of our pod: watch, GET or PATCH
         self.own_synced = False  # the pod watch follows it now, so `own` is current
         self.lock = threading.Lock()
@@ -182,14 +150,13 @@ class Elector:
         observed_at = (
             self.clock() if changed or self.observed is None else self.observed.observed_at
         )
-        meta = record["metadata"]
         self.record = record
-        self.observed = Observed(
+        self.observed = SeenLease(
             holder=spec.get("holderIdentity") or None,
             lease_duration=float(spec.get("leaseDurationSeconds") or self.timing.lease_duration),
             observed_at=observed_at,
-            handover_to=(meta.get("annotations") or {}).get(HANDOVER_ANNOTATION),
-            foreign=foreign(meta.get("labels") or {}, self.lease_name, _controller(meta)),
+            handover_to=annotations_of(record).get(Annotation.HANDOVER_TO),
+            foreign=foreign(labels_of(record), self.lease_name, controller(record)),
         )
         return True
 
@@ -270,14 +237,14 @@ class Elector:
 
     def create(self) -> None:
         """A missing Lease: create it, labelled as ours (normally the operator already has)."""
-        now = micro_time()
+        now = micro_stamp(time.time())
         body = {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {
                 "name": self.lease_name,
                 "namespace": self.namespace,
-                "labels": {SERVICE_LABEL: self.lease_name, MANAGED_BY_LABEL: MANAGED_BY},
+                "labels": {Label.SERVICE: self.lease_name, Label.MANAGED_BY: OPERATOR},
             },
             "spec": {
                 "holderIdentity": self.pod,
@@ -297,17 +264,17 @@ class Elector:
             return
         spec = dict(record.get("spec") or {})
         annotations = dict(record["metadata"].get("annotations") or {})
-        annotations.pop(HANDOVER_ANNOTATION, None)
+        annotations.pop(Annotation.HANDOVER_TO, None)
         taken = takeover(
             self.pod,
             spec.get("holderIdentity") or None,
-            annotations.pop(RELEASED_BY_ANNOTATION, None),
+            annotations.pop(Annotation.RELEASED_BY, None),
             int(spec.get("leaseTransitions") or 0),
         )
-        lost_at = parse_time(spec.get("renewTime"))
-        now = micro_time()
+        lost_at = epoch(spec.get("renewTime"))
+        now = micro_stamp(time.time())
         if taken.failover_from and lost_at is not None:
-            annotations[FAILOVER_ANNOTATION] = json.dumps(
+            annotations[Annotation.LAST_FAILOVER] = json.dumps(
                 {
                     "from": taken.failover_from,
                     "to": self.pod,
@@ -349,8 +316,8 @@ class Elector:
         if not leading(True, before, self.clock(), self.timing):
             return  # paused while fencing: the Lease may be another's by now
         if not self._try(
-            f"label {ACTIVE}",
-            lambda: self.label(ACTIVE),
+            f"label {Role.ACTIVE}",
+            lambda: self.label(Role.ACTIVE),
             "could not label this pod active: not leading until it can",
         ):
             return
@@ -375,7 +342,10 @@ class Elector:
         if record is None:
             return
         before = self.clock()
-        body = {**record, "spec": {**(record.get("spec") or {}), "renewTime": micro_time()}}
+        body = {
+            **record,
+            "spec": {**(record.get("spec") or {}), "renewTime": micro_stamp(time.time())},
+        }
         updated = self.kube.request("PUT", self._lease_path(), body)
         with self.lock:
             self._observe(updated)
@@ -386,15 +356,11 @@ class Elector:
 
     def maybe_hand_over(self) -> None:
         """preempt: if an older ready pod exists, release the Lease to it."""
-        pods = self.kube.list("Pod", self.namespace, f"{SERVICE_LABEL}={self.lease_name}")
+        pods = self.kube.list("Pod", self.namespace, f"{Label.SERVICE}={self.lease_name}")
         ready = [
             (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
             for p in pods
-            if not p["metadata"].get("deletionTimestamp")
-            and any(
-                c.get("type") == "Ready" and c.get("status") == "True"
-                for c in (p.get("status") or {}).get("conditions") or []
-            )
+            if is_ready(p)
         ]
         if self.pod not in {name for _, name in ready}:
             return
@@ -423,16 +389,16 @@ class Elector:
         if record is None or observed is None or observed.foreign or observed.holder != self.pod:
             return
         annotations = dict(record["metadata"].get("annotations") or {})
-        annotations[RELEASED_BY_ANNOTATION] = self.pod
+        annotations[Annotation.RELEASED_BY] = self.pod
         if handover_to:
-            annotations[HANDOVER_ANNOTATION] = handover_to
+            annotations[Annotation.HANDOVER_TO] = handover_to
         body = {
             **record,
             "metadata": {**record["metadata"], "annotations": annotations},
             "spec": {
                 **(record.get("spec") or {}),
                 "holderIdentity": None,
-                "renewTime": micro_time(),
+                "renewTime": micro_stamp(time.time()),
             },
         }
         try:
@@ -467,7 +433,7 @@ class Elector:
             return
         message = (
             "could not restore this pod's active label: the Service routes to no pod until it can"
-            if role == ACTIVE
+            if role == Role.ACTIVE
             else "could not label this pod standby"
         )
         self._try(f"label {role}", lambda: self.label(role), message)
@@ -479,21 +445,21 @@ class Elector:
         return self.kube.request(
             "PATCH",
             f"/api/v1/namespaces/{self.namespace}/pods/{pod}",
-            {"metadata": {"labels": {ROLE_LABEL: role}}},
+            {"metadata": {"labels": {Label.ROLE: role}}},
             content_type="application/merge-patch+json",
-            query={"fieldManager": FIELD_MANAGER},
+            query={"fieldManager": ELECTOR},
         )
 
     def fence(self) -> None:
         """Remove `active` from every other pod of the service; an ApiError means not fenced.
         A pod deleted meanwhile (404) is fenced: nothing routes to it any more."""
-        selector = f"{SERVICE_LABEL}={self.lease_name},{ROLE_LABEL}={ACTIVE}"
+        selector = f"{Label.SERVICE}={self.lease_name},{Label.ROLE}={Role.ACTIVE}"
         for pod in self.kube.list("Pod", self.namespace, selector):
             name = pod["metadata"]["name"]
             if name == self.pod:
                 continue
             try:
-                self._set_role(name, STANDBY)
+                self._set_role(name, Role.STANDBY)
             except ApiError as exc:
                 if exc.status != 404:
                     raise

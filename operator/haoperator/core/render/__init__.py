@@ -10,10 +10,10 @@ from __future__ import annotations
 from haoperator.api import HAService
 from haoperator.core.render import activepassive, clustered, loadbalanced, queueworker
 from haoperator.core.render.common import Manifest
-from haoperator.core.render.sidecar import DEFAULT_ELECTOR_IMAGE
+from haoperator.core.vocabulary import DEFAULT_IMAGE
 
 
-def desired(haservice: HAService, *, elector_image: str = DEFAULT_ELECTOR_IMAGE) -> list[Manifest]:
+def desired(haservice: HAService, *, elector_image: str = DEFAULT_IMAGE) -> list[Manifest]:
     """The children the HAService should have. `elector_image` runs the ActivePassive sidecar."""
     category = haservice.spec.category
     if category == "LoadBalanced":
@@ -25,4 +25,4 @@ def desired(haservice: HAService, *, elector_image: str = DEFAULT_ELECTOR_IMAGE)
     return activepassive.children(haservice, elector_image)
 
 
-__all__ = ["DEFAULT_ELECTOR_IMAGE", "Manifest", "desired"]
+__all__ = ["Manifest", "desired"]

@@ -11,8 +11,7 @@ from __future__ import annotations
 from haoperator.api import HAService
 from haoperator.core.render import common, sidecar
 from haoperator.core.render.common import Manifest
-
-ACTIVE = "active"
+from haoperator.core.vocabulary import Label, Role
 
 
 def pod_template(haservice: HAService, elector_image: str) -> Manifest:
@@ -37,7 +36,7 @@ def deployment(haservice: HAService, elector_image: str) -> Manifest:
 
 def service(haservice: HAService) -> Manifest:
     """Traffic goes to the active pod only."""
-    selector = {**common.selector_labels(haservice), common.LABEL_ROLE: ACTIVE}
+    selector = {**common.selector_labels(haservice), Label.ROLE: Role.ACTIVE}
     return common.client_service(haservice, selector)
 
 

@@ -64,9 +64,7 @@ def client_service(haservice: HAService) -> Manifest:
 
 def pod_disruption_budget(haservice: HAService) -> Manifest:
     """Drains may take members only while a quorum stays up."""
-    replicas = haservice.spec.desired_replicas
-    quorum = haservice.spec.clustered_settings.quorum_size(replicas)
-    return common.pod_disruption_budget(haservice, min_available=quorum)
+    return common.pod_disruption_budget(haservice, min_available=haservice.spec.quorum_size)
 
 
 def children(haservice: HAService) -> list[Manifest]:

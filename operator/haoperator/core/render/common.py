@@ -12,32 +12,25 @@ from typing import Any
 from haoperator.api import API_VERSION, KIND, HAService
 from haoperator.api.workload import PeerPort, ServicePort
 from haoperator.core.recovery import node_affinity_term
+from haoperator.core.vocabulary import OPERATOR, Label
 
 Manifest = dict[str, Any]
-
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_SERVICE = "haoperator.dev/service"
-LABEL_CATEGORY = "haoperator.dev/category"
-LABEL_ROLE = "haoperator.dev/role"
-RESERVED_LABEL_PREFIX = "haoperator.dev/"
-MANAGED_BY = "haoperator"
 
 
 def labels(haservice: HAService) -> dict[str, str]:
     """The labels of every child and every pod."""
     return {
-        LABEL_NAME: haservice.name,
-        LABEL_MANAGED_BY: MANAGED_BY,
-        LABEL_SERVICE: haservice.name,
-        LABEL_CATEGORY: haservice.spec.category,
+        Label.NAME: haservice.name,
+        Label.MANAGED_BY: OPERATOR,
+        Label.SERVICE: haservice.name,
+        Label.CATEGORY: haservice.spec.category,
     }
 
 
 def selector_labels(haservice: HAService) -> dict[str, str]:
     """The pods' selector: only our own label, because a workload's selector is immutable while
     the user's labels may change; the HAService's name is unique in its namespace."""
-    return {LABEL_SERVICE: haservice.name}
+    return {Label.SERVICE: haservice.name}
 
 
 def selector_string(haservice: HAService) -> str:
@@ -88,7 +81,7 @@ def pod_template(haservice: HAService) -> Manifest:
     user_labels = {
         key: value
         for key, value in meta.get("labels", {}).items()
-        if not key.startswith(RESERVED_LABEL_PREFIX)
+        if not key.startswith(Label.RESERVED_PREFIX)
     }
     meta["labels"] = {**user_labels, **labels(haservice)}
     spec = given["spec"]

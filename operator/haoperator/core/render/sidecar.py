@@ -22,14 +22,13 @@ role; a ServiceAccount the user names is bound as it is, automount as the user s
 
 from __future__ import annotations
 
-from haoperator import __version__
 from haoperator.api import HAService
-from haoperator.api.workload import ELECTOR_CONTAINER, ELECTOR_TOKEN_VOLUME
+from haoperator.api.workload import ELECTOR_TOKEN_VOLUME
 from haoperator.core.render import common
 from haoperator.core.render.common import Manifest
+from haoperator.core.vocabulary import ELECTOR
 
-DEFAULT_ELECTOR_IMAGE = f"ghcr.io/haoperator/haoperator:{__version__}"
-CONTAINER_NAME = ELECTOR_CONTAINER
+CONTAINER_NAME = ELECTOR
 TOKEN_VOLUME = ELECTOR_TOKEN_VOLUME
 TOKEN_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
 TOKEN_LIFETIME_SECONDS = 3607

@@ -1,0 +1,131 @@
+"""Every word the operator and its sidecar write or look for, said once: labels, annotations,
+field managers, event reasons, condition types and reasons.
+
+These words are a contract (API.md): users select pods by the labels, read the reasons in
+`kubectl get events` and `kubectl wait --for=condition=Ready`, and an older operator or elector
+must understand a newer one's annotations. Defining each once is what keeps the writer and the
+reader of a word from drifting apart. The values are plain strings, so they serialise as they are
+in manifests, YAML and JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from haoperator import __version__
+
+DOMAIN: Final = "haoperator.dev"
+OPERATOR: Final = "haoperator"
+"""The operator's name: its field manager, the value of the managed-by label, its events'
+source component."""
+ELECTOR: Final = "ha-elector"
+"""The sidecar's name: its container in every ActivePassive pod and its field manager."""
+DEFAULT_IMAGE: Final = f"ghcr.io/haoperator/haoperator:{__version__}"
+"""The image of both the operator and the elector sidecar (one image, two commands)."""
+
+
+class Label:
+    """Labels on the children, the pods and the nodes."""
+
+    NAME: Final = "app.kubernetes.io/name"
+    MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+    SERVICE: Final = f"{DOMAIN}/service"
+    """The HAService a child or pod belongs to: the pods' selector and the informers' filter."""
+    CATEGORY: Final = f"{DOMAIN}/category"
+    ROLE: Final = f"{DOMAIN}/role"
+    """ActivePassive pods: `active` or `standby`, set by their elector; the Service selects
+    `active`."""
+    RESERVED_PREFIX: Final = f"{DOMAIN}/"
+    """Labels under it are the operator's: a pod template's own are dropped."""
+    AVOID_PREFIX: Final = f"avoid.{DOMAIN}/"
+    """A node label that keeps one HAService's pods off that node (recovery's Migrate)."""
+    ENDPOINT_SLICE_SERVICE: Final = "kubernetes.io/service-name"
+    """Kubernetes' own: the Service an EndpointSlice belongs to."""
+
+
+class Role:
+    """Values of Label.ROLE."""
+
+    ACTIVE: Final = "active"
+    STANDBY: Final = "standby"
+
+
+class Annotation:
+    APPLIED_HASH: Final = f"{DOMAIN}/applied-hash"
+    """On every child: a digest of what the operator last applied, so an unchanged rendering
+    costs no request."""
+    RESTARTS: Final = f"{DOMAIN}/restarts"
+    """On pods: the restarts seen so far and when they happened (the restart budget)."""
+    LAST_FAILOVER: Final = f"{DOMAIN}/last-failover"
+    """On the Lease: the last takeover, as an elector measured it."""
+    HANDOVER_TO: Final = f"{DOMAIN}/handover-to"
+    """On the Lease: the pod a releasing leader hands over to (preempt)."""
+    RELEASED_BY: Final = f"{DOMAIN}/released-by"
+    """On the Lease: the pod that released it, so the next holder records a failover from it."""
+
+
+class EventType:
+    NORMAL: Final = "Normal"
+    WARNING: Final = "Warning"
+
+
+class ConditionType:
+    READY: Final = "Ready"
+    PROGRESSING: Final = "Progressing"
+    DEGRADED: Final = "Degraded"
+    QUORUM_LOST: Final = "QuorumLost"
+
+
+class Reason:
+    """CamelCase reasons of events and conditions (one word may be both)."""
+
+    # The children
+    RECONCILED: Final = "Reconciled"
+    DRIFT_CORRECTED: Final = "DriftCorrected"
+    INVALID_SPEC: Final = "InvalidSpec"
+    FORBIDDEN: Final = "Forbidden"
+    NAME_CONFLICT: Final = "NameConflict"
+    REPLICAS_ABOVE_LIMIT: Final = "ReplicasAboveLimit"
+    CREATING: Final = "Creating"
+    ROLLING_OUT: Final = "RollingOut"
+    STABLE: Final = "Stable"
+    # Replicas
+    ALL_REPLICAS_READY: Final = "AllReplicasReady"
+    MINIMUM_REPLICAS_READY: Final = "MinimumReplicasReady"
+    NOT_ENOUGH_REPLICAS: Final = "NotEnoughReplicas"
+    REPLICAS_UNAVAILABLE: Final = "ReplicasUnavailable"
+    PODS_CANNOT_BE_CREATED: Final = "PodsCannotBeCreated"
+    PODS_UNSCHEDULABLE: Final = "PodsUnschedulable"
+    # Clustered
+    QUORUM_REACHED: Final = "QuorumReached"
+    QUORUM_LOST: Final = "QuorumLost"
+    QUORUM_RESTORED: Final = "QuorumRestored"
+    FORMING: Final = "Forming"
+    # ActivePassive
+    ACTIVE_POD_READY: Final = "ActivePodReady"
+    NO_ACTIVE_POD: Final = "NoActivePod"
+    LEADER_NOT_LABELLED: Final = "LeaderNotLabelled"
+    SPLIT_BRAIN: Final = "SplitBrain"
+    SPLIT_BRAIN_PREVENTED: Final = "SplitBrainPrevented"
+    FAILING_OVER: Final = "FailingOver"
+    SERVICE_MISSING: Final = "ServiceMissing"
+    NOT_ROUTED: Final = "NotRouted"
+    LEADER_ELECTED: Final = "LeaderElected"
+    FAILOVER_COMPLETED: Final = "FailoverCompleted"
+    # Recovery
+    POD_FAILED: Final = "PodFailed"
+    RECOVERY_LIMIT_REACHED: Final = "RecoveryLimitReached"
+    POD_MIGRATED: Final = "PodMigrated"
+    NODE_LOST: Final = "NodeLost"
+    POD_FORCE_DELETED: Final = "PodForceDeleted"
+
+
+class Action:
+    """Labels of haoperator_recovery_actions_total: what the operator did to recover."""
+
+    POD_FAILED: Final = "pod_failed"
+    RECOVERY_LIMIT: Final = "recovery_limit"
+    POD_MIGRATED: Final = "pod_migrated"
+    NODE_LOST: Final = "node_lost"
+    POD_FORCE_DELETED: Final = "pod_force_deleted"
+    SPLIT_BRAIN_PREVENTED: Final = "split_brain_prevented"
