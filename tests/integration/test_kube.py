@@ -25,7 +25,7 @@ def service(namespace: str, port: int) -> dict[str, Any]:
 def test_create_makes_an_absent_object_owned_by_our_apply(
     namespace: str, api_client: ApiClient, core: client.CoreV1Api
 ) -> None:
-    created = Kube(api_client).create(service(namespace, 80))
+    created = Kube(api_client).create_only(service(namespace, 80))
     assert created is not None
     live = core.read_namespaced_service("web", namespace)
     assert live.metadata.uid == created["metadata"]["uid"]
@@ -44,7 +44,7 @@ def test_create_leaves_an_existing_object_untouched(
     namespace: str, api_client: ApiClient, core: client.CoreV1Api
 ) -> None:
     before = core.create_namespaced_service(namespace, service(namespace, 80))
-    assert Kube(api_client).create(service(namespace, 81)) is None
+    assert Kube(api_client).create_only(service(namespace, 81)) is None
     after = core.read_namespaced_service("web", namespace)
     assert after.metadata.resource_version == before.metadata.resource_version
     assert after.spec.ports[0].port == 80

@@ -7,10 +7,15 @@ from typing import Any
 import pytest
 
 from haoperator.api import HAServiceSpec
-from haoperator.core import status
+from haoperator.core import status, transitions
 from haoperator.core.diff import differences, quantity
 
 TEMPLATE = {"spec": {"containers": [{"name": "c", "image": "i"}]}}
+
+
+def warnings(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str]]:
+    """The Warning events the change of status calls for, as (reason, message)."""
+    return [(news.reason, news.message) for news in transitions.warnings(before, after)]
 
 
 def spec(**fields: Any) -> HAServiceSpec:
@@ -159,12 +164,10 @@ def test_a_warning_once_when_the_service_loses_its_leader() -> None:
     good = compute(ap(pods=[pod("a", "active"), pod("b", "standby")], routed={"a"},
                       lease=lease("a")))  # fmt: skip
     bad = compute(ap(pods=pods, routed=set(), lease=lease("a"), previous=good))
-    assert status.warnings(good, bad) == [
-        ("LeaderNotLabelled", conditions(bad)["Degraded"]["message"])
-    ]
+    assert warnings(good, bad) == [("LeaderNotLabelled", conditions(bad)["Degraded"]["message"])]
     again = compute(ap(pods=pods, routed=set(), lease=lease("a"), previous=bad))
-    assert status.warnings(bad, again) == []
-    assert status.warnings(again, good) == []
+    assert warnings(bad, again) == []
+    assert warnings(again, good) == []
 
 
 @pytest.mark.parametrize(
@@ -220,7 +223,7 @@ def test_pods_that_cannot_be_created_say_why_in_ready_and_degraded() -> None:
     assert (ready["status"], ready["reason"]) == ("False", "PodsCannotBeCreated")
     assert ready["message"].startswith('0/2 ready: pods "web-1" is forbidden')
     assert (degraded["status"], degraded["reason"]) == ("True", "PodsCannotBeCreated")
-    assert status.warnings({}, st) == [("PodsCannotBeCreated", degraded["message"])]
+    assert warnings({}, st) == [("PodsCannotBeCreated", degraded["message"])]
 
 
 def test_a_statefulsets_failed_create_counts_only_while_pods_are_missing() -> None:

@@ -28,6 +28,7 @@ from haoperator.controller.settings import Settings
 from haoperator.controller.store import Key, Store
 from haoperator.controller.workqueue import WorkQueue
 from haoperator.core.vocabulary import OPERATOR, Label
+from haoperator.core.world import Operator
 
 log = structlog.get_logger("haoperator.operator")
 OURS = f"{Label.MANAGED_BY}={OPERATOR}"
@@ -118,7 +119,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     queue: WorkQueue[Key] = WorkQueue(base_delay=PROBLEM_BASE_DELAY)
     executor = ThreadPoolExecutor(max_workers=ours.workers, thread_name_prefix="reconcile")
     reconciler = Reconciler(
-        kube, store, elector_image=ours.elector_image, max_replicas=ours.max_replicas
+        kube,
+        store,
+        Operator(
+            elector_image=ours.elector_image,
+            max_replicas=ours.max_replicas,
+            started_at=time.time(),
+        ),
     )
     memo.store, memo.queue, memo.executor = store, queue, executor
     memo.informers_stop = threading.Event()
@@ -280,7 +287,7 @@ async def _worker(
             )
             queue.add_after(key, delay)
         else:
-            metrics.RECONCILES.labels("problem" if outcome.backoff else "ok").inc()
+            metrics.RECONCILES.labels("problem" if outcome.problem else "ok").inc()
             if outcome.backoff:
                 queue.add_after(key, queue.backoff(key))
             else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from kubernetes.client import ApiClient
 from haoperator.controller import metrics
 from haoperator.core.objects import ObjectRef
 from haoperator.core.times import stamp
-from haoperator.core.vocabulary import DOMAIN, OPERATOR
+from haoperator.core.vocabulary import DOMAIN, OPERATOR, Reason
 
 FIELD_MANAGER = OPERATOR
 CREATE_ONLY_VERSION = "1"
@@ -94,6 +93,17 @@ class ApiError(Exception):
         return self.status == 500 and self.message.lstrip().startswith(DETERMINISTIC_500S)
 
     @property
+    def refusal(self) -> str | None:
+        """The reason to report for an object the API server would not take, or None when
+        retrying may help (an outage, a conflict): InvalidSpec when the object itself is wrong,
+        Forbidden when a policy refuses it (RBAC, a quota, an admission webhook)."""
+        if self.invalid:
+            return Reason.INVALID_SPEC
+        if self.status == 403:
+            return Reason.FORBIDDEN
+        return None
+
+    @property
     def transient(self) -> bool:
         return self.status in (0, 429) or self.status >= 500
 
@@ -109,8 +119,6 @@ class Kube:
         self.api = api
         self.timeout = timeout
         self.instance = instance or OPERATOR
-        self._event_counts: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
 
     def request(
         self,
@@ -161,7 +169,7 @@ class Kube:
             query={"fieldManager": FIELD_MANAGER, "force": "true"},
         )
 
-    def create(self, obj: dict[str, Any]) -> dict[str, Any] | None:
+    def create_only(self, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Server-side apply that only creates: None when an object of that name exists already
         (ours or not), which is left untouched. One request where a GET then an apply took two.
 
@@ -244,43 +252,43 @@ class Kube:
 
     # -- events --------------------------------------------------------------------------------
 
-    def record_event(self, about: ObjectRef, type_: str, reason: str, message: str) -> None:
-        """Record an event, aggregated: the same type, reason and message on the same object bumps
-        the count of one Event instead of adding another (as the kubelet's recorder does)."""
+    @staticmethod
+    def event_name(about: ObjectRef, type_: str, reason: str, message: str) -> str:
+        """One Event per object, type, reason and message: recording it again bumps its count
+        instead of adding another (as the kubelet's recorder does)."""
         digest = hashlib.sha256(f"{about.uid}|{type_}|{reason}|{message}".encode()).hexdigest()[:16]
-        name = f"{about.name}.{digest}"
-        key = (about.namespace, name)
-        stamp = now_iso()
-        with self._lock:
-            count = self._event_counts.get(key)
+        return f"{about.name}.{digest}"
+
+    def record_event(
+        self, about: ObjectRef, type_: str, reason: str, message: str, *, count: int | None = None
+    ) -> int:
+        """Record an event, aggregated; its count now. `count`, the count it had when we last
+        recorded it, saves reading it first (None: create it, or read the one that exists)."""
+        name = self.event_name(about, type_, reason, message)
+        when = now_iso()
         if count is None:
             try:
                 self.request(
                     "POST",
                     RESOURCES["Event"].path(about.namespace),
-                    self._event(about, name, type_, reason, message, stamp),
+                    self._event(about, name, type_, reason, message, when),
                 )
-                with self._lock:
-                    self._event_counts[key] = 1
-                return
+                return 1
             except ApiError as exc:
                 if exc.status != 409:
                     raise
             existing = self.get("Event", about.namespace, name)
             count = int((existing or {}).get("count", 1))
-        with self._lock:
-            self._event_counts[key] = count + 1
         try:
-            self.patch("Event", about.namespace, name, {"count": count + 1, "lastTimestamp": stamp})
+            self.patch("Event", about.namespace, name, {"count": count + 1, "lastTimestamp": when})
         except ApiError as exc:
             if exc.status != 404:  # expired meanwhile (events live an hour): start anew
                 raise
-            with self._lock:
-                self._event_counts.pop(key, None)
-            self.record_event(about, type_, reason, message)
+            return self.record_event(about, type_, reason, message)
+        return count + 1
 
     def _event(
-        self, about: ObjectRef, name: str, type_: str, reason: str, message: str, stamp: str
+        self, about: ObjectRef, name: str, type_: str, reason: str, message: str, when: str
     ) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
@@ -297,8 +305,8 @@ class Kube:
             "reason": reason,
             "message": message[:1024],
             "count": 1,
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
+            "firstTimestamp": when,
+            "lastTimestamp": when,
             "source": {"component": OPERATOR},
             "reportingComponent": f"{DOMAIN}/{OPERATOR}",
             "reportingInstance": self.instance,

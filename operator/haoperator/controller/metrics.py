@@ -34,26 +34,15 @@ HASERVICES = Gauge(
 )
 
 
-class ServiceCounts:
-    """Keeps haoperator_haservices in step with the last verdict on each HAService."""
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def set(self, key: tuple[str, str], category: str, ready: bool) -> None:
-        value = (category, "true" if ready else "false")
-        old = self._last.get(key)
-        if old == value:
-            return
-        if old is not None:
-            HASERVICES.labels(*old).dec()
-        HASERVICES.labels(*value).inc()
-        self._last[key] = value
-
-    def forget(self, key: tuple[str, str]) -> None:
-        old = self._last.pop(key, None)
-        if old is not None:
-            HASERVICES.labels(*old).dec()
+def recount(before: tuple[str, bool] | None, after: tuple[str, bool] | None) -> None:
+    """Keep haoperator_haservices in step with one HAService's (category, ready), which was
+    `before` and is now `after` (None: not counted, or no longer)."""
+    if before == after:
+        return
+    if before is not None:
+        HASERVICES.labels(before[0], "true" if before[1] else "false").dec()
+    if after is not None:
+        HASERVICES.labels(after[0], "true" if after[1] else "false").inc()
 
 
 def serve(port: int) -> None:

@@ -347,13 +347,6 @@ def _progressing(observed: Observed) -> dict[str, Any]:
 
 
 LEADERSHIP_PROBLEMS = (Reason.NO_ACTIVE_POD, Reason.LEADER_NOT_LABELLED, Reason.SPLIT_BRAIN)
-WARNED_REASONS = (
-    Reason.PODS_CANNOT_BE_CREATED,
-    Reason.PODS_UNSCHEDULABLE,
-    Reason.NO_ACTIVE_POD,
-    Reason.LEADER_NOT_LABELLED,
-)
-"""Degraded reasons that are news the moment they appear: a Warning event says so, once."""
 
 
 def _degraded(
@@ -391,23 +384,6 @@ def _degraded(
         Reason.ALL_REPLICAS_READY,
         f"{ready}/{replicas} replicas ready",
     )
-
-
-def warnings(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, str]]:
-    """(reason, message) of the Warning events a status change calls for: Degraded turning to
-    a reason of WARNED_REASONS. Said once per change, not on every reconcile that finds it."""
-
-    def degraded(st: dict[str, Any]) -> dict[str, Any]:
-        return next(
-            (c for c in st.get("conditions") or [] if c.get("type") == ConditionType.DEGRADED), {}
-        )
-
-    was, now = degraded(before), degraded(after)
-    if now.get("status") != "True" or now.get("reason") not in WARNED_REASONS:
-        return []
-    if was.get("status") == "True" and was.get("reason") == now.get("reason"):
-        return []
-    return [(str(now["reason"]), str(now["message"]))]
 
 
 def forming(observed: Observed) -> bool:
@@ -469,3 +445,34 @@ def compute(observed: Observed, now: str) -> dict[str, Any]:
         if last:
             status["lastFailover"] = last
     return status
+
+
+def problem_only(
+    previous: dict[str, Any], generation: int, problem: Problem, now: str
+) -> dict[str, Any]:
+    """The status of an HAService whose children the operator leaves as they are (its spec is
+    invalid, or asks for more than this operator may make): Ready=False with the problem, the
+    rest as it was."""
+    before: dict[str, Any] = next(
+        (c for c in previous.get("conditions") or [] if c.get("type") == ConditionType.READY), {}
+    )
+    unchanged = before.get("status") == "False" and before.get("reason") == problem.reason
+    return {
+        **previous,
+        "observedGeneration": generation,
+        "conditions": [
+            {
+                "type": ConditionType.READY,
+                "status": "False",
+                "reason": problem.reason,
+                "message": problem.message,
+                "lastTransitionTime": before.get("lastTransitionTime") if unchanged else now,
+                "observedGeneration": generation,
+            }
+        ],
+    }
+
+
+def is_ready_status(status: dict[str, Any]) -> bool:
+    """Whether a status says Ready=True."""
+    return condition_true({"status": status}, ConditionType.READY)
