@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from haoperator.controller.kube import ApiError
+from haoperator.controller.kube import ApiError, Kube
 from haoperator.core.election import Timing
 from haoperator.sidecar.elector import Elector
 
@@ -36,10 +36,11 @@ class Clock:
         return self.now
 
 
-class FakeApi:
-    """Just enough of the API for one Lease and the service's pods, with resourceVersions from
-    one counter as etcd's. `refuse` makes one request fail (403, 404, ...) until `allow`;
-    `follow` feeds an elector its own pod as its pod watch would, on every change."""
+class FakeApi(Kube):
+    """Just enough of the API server for one Lease and the service's pods, with resourceVersions
+    from one counter as etcd's, behind the real Kube (whose requests it answers). `refuse` makes
+    one request fail (403, 404, ...) until `allow`; `follow` feeds an elector its own pod as its
+    pod watch would, on every change."""
 
     def __init__(
         self,
@@ -49,6 +50,7 @@ class FakeApi:
         exists: bool = True,
         clock: Clock | None = None,
     ) -> None:
+        super().__init__(None)  # type: ignore[arg-type]
         self.version = 1
         self.lease: dict[str, Any] | None = None
         if exists:
@@ -164,15 +166,6 @@ class FakeApi:
             self.lease = copy.deepcopy(body)
             self.lease["metadata"]["resourceVersion"] = self._next()
             return copy.deepcopy(self.lease)
-
-    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
-        path = LEASE_PATH if kind == "Lease" else f"{PODS}/{name}"
-        try:
-            return self.request("GET", path)
-        except ApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
 
     def list(self, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]:
         assert kind == "Pod"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from haoperator.controller.informer import Informer
+from haoperator.controller.kube import Kube
 from haoperator.controller.store import Store
 
 
@@ -16,6 +17,9 @@ class Response:
         self.status, self.chunks = status, chunks
         self.data = b"".join(chunks)
         self.released = False
+
+    def read(self) -> bytes:
+        return self.data
 
     def stream(self, amt: int, decode_content: bool = True) -> Iterator[bytes]:
         yield from self.chunks
@@ -39,25 +43,49 @@ def line(kind: str, obj: dict[str, Any]) -> bytes:
     return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
 
 
-class Scripted(Informer):
-    def __init__(self, script: list[Response], **callbacks: Any) -> None:
-        self.script = script
-        self.queries: list[dict[str, str]] = []
-        super().__init__(
-            None,  # type: ignore[arg-type]
-            kind="Pod",
-            path="/api/v1/namespaces/ns/pods",
-            selector="app.kubernetes.io/managed-by=haoperator",
-            stop=threading.Event(),
-            **callbacks,
-        )
+class ScriptedApi:
+    """An ApiClient that answers each request, list page or watch, with the next response of a
+    script; the informer's stop is set when the script runs out."""
 
-    def _request(self, query: dict[str, str], *, timeout: float) -> Any:
-        self.queries.append(query)
+    def __init__(self, script: list[Response], stop: threading.Event) -> None:
+        self.script, self.stop = script, stop
+        self.queries: list[dict[str, str]] = []
+        self.rest_client = self
+        self.pool_manager = self
+
+    def param_serialize(self, method: str, path: str, **parts: Any) -> tuple[Any, ...]:
+        self.queries.append(dict(parts.get("query_params") or []))
+        return method, path, {}, None, None
+
+    def _next(self) -> Response:
         if not self.script:
             self.stop.set()
             return Response(200, [])
         return self.script.pop(0)
+
+    def call_api(self, *_: Any, **__: Any) -> Response:
+        return self._next()
+
+    def request(self, *_: Any, **__: Any) -> Response:
+        return self._next()
+
+
+class Scripted(Informer):
+    def __init__(self, script: list[Response], **callbacks: Any) -> None:
+        stop = threading.Event()
+        self.api = ScriptedApi(script, stop)
+        super().__init__(
+            Kube(self.api),  # type: ignore[arg-type]
+            kind="Pod",
+            namespace="ns",
+            selector="app.kubernetes.io/managed-by=haoperator",
+            stop=stop,
+            **callbacks,
+        )
+
+    @property
+    def queries(self) -> list[dict[str, str]]:
+        return self.api.queries
 
 
 def test_lists_every_page_then_watches_from_the_list_version_across_chunk_boundaries() -> None:

@@ -54,6 +54,8 @@ CHILD_KINDS = tuple(
     for group, _, plural in CHILD_RESOURCES
 )
 PROBLEM_BASE_DELAY = 2.0
+LIST_SECONDS = 60.0
+"""How long one page of an informer's list may take (thousands of pods in one page)."""
 FAILED_CREATES = "involvedObject.kind=StatefulSet,reason=FailedCreate"
 """A StatefulSet says why it cannot create a pod only in an event (a Deployment's ReplicaSet
 says it in a condition, which its Deployment carries): rare, so cheap to follow."""
@@ -156,7 +158,7 @@ def _start_informers(
     connection pool: a watch holds its connection for minutes."""
     scopes: list[str | None] = [None] if settings.all_namespaces else list(settings.namespaces)
     watched = [(kind, scope) for kind in (*CHILD_KINDS, "Pod", "Event") for scope in scopes]
-    api = api_client(settings, len(watched) + 2)
+    kube = Kube(api_client(settings, len(watched) + 2), timeout=LIST_SECONDS)
 
     def queue_all(keys: list[Key]) -> None:
         for key in keys:
@@ -173,7 +175,7 @@ def _start_informers(
                 loop.call_soon_threadsafe(queue.add, key)
 
         return Informer(
-            api, kind=kind, path=RESOURCES[kind].path(scope), selector=SELECTORS.get(kind, OURS),
+            kube, kind=kind, namespace=scope, selector=SELECTORS.get(kind, OURS),
             on_list=on_list, on_event=on_event, stop=stop,
         )  # fmt: skip
 
@@ -184,7 +186,7 @@ def _start_informers(
                 loop.call_soon_threadsafe(queue.add, key)
 
         return Informer(
-            api, kind="Pod", path=RESOURCES["Pod"].path(scope), selector=OURS,
+            kube, kind="Pod", namespace=scope, selector=OURS,
             on_list=lambda objs: queue_all(store.resync_pods(scope, objs)),
             on_event=on_event, stop=stop,
         )  # fmt: skip
@@ -196,7 +198,7 @@ def _start_informers(
                 loop.call_soon_threadsafe(queue.add, key)
 
         return Informer(
-            api, kind="Event", path=RESOURCES["Event"].path(scope), selector=None,
+            kube, kind="Event", namespace=scope, selector=None,
             field_selector=FAILED_CREATES,
             on_list=lambda objs: queue_all(store.resync_failed_creates(scope, objs)),
             on_event=on_event, stop=stop,
@@ -212,7 +214,7 @@ def _start_informers(
         for kind, scope in watched
     ]
     nodes = Informer(
-        api, kind="Node", path=RESOURCES["Node"].path(None), selector=None,
+        kube, kind="Node", namespace=None, selector=None,
         on_list=lambda objs: queue_all(store.resync_nodes(objs)), on_event=on_node, stop=stop,
     )  # fmt: skip
     informers.append(nodes)
@@ -228,7 +230,7 @@ def informers_probe(memo: kopf.Memo, **_: Any) -> dict[str, str]:
     now = time.monotonic()
     state: dict[str, str] = {}
     for informer in memo.get("informers", []):
-        name = f"{informer.kind} {informer.path}"
+        name = f"{informer.kind} {informer.namespace or '(all namespaces)'}"
         if informer.failing_since is not None and now - informer.failing_since > 300:
             failing = now - informer.failing_since
             raise RuntimeError(f"{name}: list/watch failing for {failing:.0f} s")

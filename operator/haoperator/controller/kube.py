@@ -1,8 +1,9 @@
-"""The only code that talks to the API server for children, status and events.
+"""The one API layer: every request of the operator and of the elector sidecar goes through it.
 
-Every call goes through `Kube.request`, which serialises, authenticates, times out and turns a
-failure into an `ApiError` carrying the server's own reason and message, so that callers can
-report exactly what the API server said (InvalidSpec) and tell a conflict from an outage.
+Every call goes through `Kube.request` (or, for a watch's stream, `Kube.watch`), which
+serialises, authenticates, times out and turns a failure into an `ApiError` carrying the
+server's own reason and message, so that callers can report exactly what the API server said
+(InvalidSpec) and tell a conflict from an outage. Paths come from `RESOURCES`, never by hand.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+import urllib3
 from kubernetes.client import ApiClient
 
 from haoperator.controller import metrics
@@ -103,10 +106,6 @@ class ApiError(Exception):
             return Reason.FORBIDDEN
         return None
 
-    @property
-    def transient(self) -> bool:
-        return self.status in (0, 429) or self.status >= 500
-
 
 def now_iso() -> str:
     return stamp(time.time())
@@ -115,10 +114,19 @@ def now_iso() -> str:
 class Kube:
     """Thin, synchronous access to the API server; safe to share between worker threads."""
 
-    def __init__(self, api: ApiClient, *, timeout: float = 30.0, instance: str = "") -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        *,
+        timeout: float = 30.0,
+        instance: str = "",
+        field_manager: str = FIELD_MANAGER,
+    ) -> None:
+        """`field_manager`: who our patches say wrote what (the operator, or an elector)."""
         self.api = api
         self.timeout = timeout
         self.instance = instance or OPERATOR
+        self.field_manager = field_manager
 
     def request(
         self,
@@ -155,7 +163,67 @@ class Kube:
             )
         return parsed
 
+    def watch(
+        self,
+        kind: str,
+        namespace: str | None,
+        query: dict[str, str],
+        *,
+        timeout: float,
+    ) -> Generator[dict[str, Any], None, None]:
+        """Follow changes of `kind` (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR events, parsed)
+        until the server ends the watch. Not counted as a request: it lasts minutes. ApiError
+        when the server refuses it (410: the version to resume from is too old). The stream is
+        read chunk by chunk, so an event split across chunks is whole when it is handed over;
+        closing the iterator releases the connection."""
+        _, url, headers, body, _ = self.api.param_serialize(
+            "GET",
+            RESOURCES[kind].path(namespace),
+            query_params=list({**query, "watch": "true"}.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.rest_client.pool_manager.request(
+            "GET",
+            url,
+            headers=headers,
+            body=body,
+            preload_content=False,
+            timeout=urllib3.Timeout(connect=min(10.0, timeout), read=timeout),
+        )
+        try:
+            if response.status != 200:
+                raise ApiError(response.status, "WatchRefused", str(response.data[:300]))
+            buffer = b""
+            for chunk in response.stream(65536, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            response.release_conn()
+
     # -- objects -------------------------------------------------------------------------------
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """POST: create the object, or ApiError 409 when one of its name exists."""
+        return self.request(
+            "POST",
+            RESOURCES[obj["kind"]].path(obj["metadata"].get("namespace")),
+            obj,
+            query={"fieldManager": self.field_manager},
+        )
+
+    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """PUT: the whole object, conditional on its resourceVersion (409 when it is stale)."""
+        meta = obj["metadata"]
+        return self.request(
+            "PUT",
+            RESOURCES[obj["kind"]].path(meta.get("namespace"), meta["name"]),
+            obj,
+            query={"fieldManager": self.field_manager},
+        )
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply as field manager `haoperator`, taking back fields others changed."""
@@ -166,7 +234,7 @@ class Kube:
             resource.path(meta.get("namespace"), meta["name"]),
             obj,
             content_type="application/apply-patch+yaml",
-            query={"fieldManager": FIELD_MANAGER, "force": "true"},
+            query={"fieldManager": self.field_manager, "force": "true"},
         )
 
     def create_only(self, obj: dict[str, Any]) -> dict[str, Any] | None:
@@ -202,6 +270,11 @@ class Kube:
         for item in items:  # list items carry no kind
             item.setdefault("kind", kind)
         return items
+
+    def list_page(self, kind: str, namespace: str | None, query: dict[str, str]) -> dict[str, Any]:
+        """One page of a list, as the server sends it (items without kind; metadata with the
+        resourceVersion to watch from and the `continue` token of the next page)."""
+        return self.request("GET", RESOURCES[kind].path(namespace), query=query)
 
     def delete(
         self,
@@ -244,7 +317,7 @@ class Kube:
             RESOURCES[kind].path(namespace, name, sub),
             patch,
             content_type="application/merge-patch+json",
-            query={"fieldManager": FIELD_MANAGER},
+            query={"fieldManager": self.field_manager},
         )
 
     def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from kubernetes import client, config
 
 from haoperator.controller.kube import Kube
 from haoperator.core.election import Timing
+from haoperator.core.vocabulary import ELECTOR
 from haoperator.sidecar.elector import Elector
 
 
@@ -113,7 +114,7 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
             ) from exc
     api = client.ApiClient(configuration)
     elector = Elector(
-        Kube(api, timeout=max(timing.retry_period, 1.0)),
+        Kube(api, timeout=max(timing.retry_period, 1.0), field_manager=ELECTOR),
         namespace=args.namespace,
         pod=args.pod,
         lease=args.lease,
@@ -124,7 +125,7 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
     server = ThreadingHTTPServer((args.bind, args.port), _Probes)
     threading.Thread(target=server.serve_forever, daemon=True, name="probes").start()
     for name, follow in (("lease-watch", elector.watch_lease), ("pod-watch", elector.watch_pod)):
-        threading.Thread(target=follow, args=(api,), daemon=True, name=name).start()
+        threading.Thread(target=follow, daemon=True, name=name).start()
 
     def stop(signum: int, _: Any) -> None:
         elector.stop.set()

@@ -29,9 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from kubernetes import client, watch
 
-from haoperator.controller.kube import ApiError, Kube
+from haoperator.controller.kube import RESOURCES, ApiError, Kube
 from haoperator.core.election import (
     Action,
     SeenLease,
@@ -45,7 +44,7 @@ from haoperator.core.election import (
 )
 from haoperator.core.objects import annotations_of, controller, is_ready, labels_of, older
 from haoperator.core.times import epoch, micro_stamp
-from haoperator.core.vocabulary import ELECTOR, OPERATOR, Annotation, Label, Role
+from haoperator.core.vocabulary import OPERATOR, Annotation, Label, Role
 
 WATCH_SECONDS = 60
 log = structlog.get_logger("haoperator.elector")
@@ -254,8 +253,7 @@ class Elector:
                 "leaseTransitions": 0,
             },
         }
-        path = f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
-        self._take(lambda: self.kube.request("POST", path, body), previous=None)
+        self._take(lambda: self.kube.create(body), previous=None)
 
     def acquire(self) -> None:
         with self.lock:
@@ -296,7 +294,7 @@ class Elector:
             },
         }
         self._take(
-            lambda: self.kube.request("PUT", self._lease_path(), body),
+            lambda: self.kube.replace(_lease(body)),
             previous=taken.failover_from,
         )
 
@@ -346,7 +344,7 @@ class Elector:
             **record,
             "spec": {**(record.get("spec") or {}), "renewTime": micro_stamp(time.time())},
         }
-        updated = self.kube.request("PUT", self._lease_path(), body)
+        updated = self.kube.replace(_lease(body))
         with self.lock:
             self._observe(updated)
             self.last_renew = before
@@ -402,7 +400,7 @@ class Elector:
             },
         }
         try:
-            self.observe(self.kube.request("PUT", self._lease_path(), body))
+            self.observe(self.kube.replace(_lease(body)))
         except ApiError as exc:
             if exc.status != 409 or attempts <= 1:
                 self.log.warning("could not release the Lease", error=str(exc))
@@ -442,12 +440,9 @@ class Elector:
         self.observe_pod(self._set_role(self.pod, role))
 
     def _set_role(self, pod: str, role: str) -> dict[str, Any]:
-        return self.kube.request(
-            "PATCH",
-            f"/api/v1/namespaces/{self.namespace}/pods/{pod}",
-            {"metadata": {"labels": {Label.ROLE: role}}},
-            content_type="application/merge-patch+json",
-            query={"fieldManager": ELECTOR},
+        """Our writes name us (the Kube's field manager: ha-elector)."""
+        return self.kube.patch(
+            "Pod", self.namespace, pod, {"metadata": {"labels": {Label.ROLE: role}}}
         )
 
     def fence(self) -> None:
@@ -466,28 +461,20 @@ class Elector:
             else:
                 self.log.info("fenced the previous active pod", fenced=name)
 
-    def _lease_path(self) -> str:
-        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases/{self.lease_name}"
-
     # -- loops --------------------------------------------------------------------------------
 
-    def watch_lease(self, api: client.ApiClient) -> None:
+    def watch_lease(self) -> None:
         """Follow the Lease so a release or an expiry is seen at once."""
-        leases = client.CoordinationV1Api(api).list_namespaced_lease
-        self._follow("lease", self.lease_name, leases, self.refresh, self.observe)
+        self._follow("Lease", self.lease_name, self.refresh, self.observe)
 
-    def watch_pod(self, api: client.ApiClient) -> None:
+    def watch_pod(self) -> None:
         """Follow our own pod, so its role label is known without a request per renew."""
-        pods = client.CoreV1Api(api).list_namespaced_pod
-        self._follow(
-            "pod", self.pod, pods, self.read_pod, self.observe_pod, lost=self._pod_unsynced
-        )
+        self._follow("Pod", self.pod, self.read_pod, self.observe_pod, lost=self._pod_unsynced)
 
     def _follow(
         self,
-        what: str,
+        kind: str,
         name: str,
-        lister: Callable[..., Any],
         read: Callable[[], None],
         take: Callable[[dict[str, Any] | None], None],
         *,
@@ -496,26 +483,35 @@ class Elector:
         """Read one object, then watch it, again and again: the watch must outlive API hiccups.
         The read timeout outlasts the server's own end of the watch, so a connection that died
         silently is noticed instead of leaving a copy believed current forever."""
+        what = kind.lower()
+        query = {"fieldSelector": f"metadata.name={name}", "timeoutSeconds": str(WATCH_SECONDS)}
         while not self.stop.is_set():
             try:
                 read()
                 self._recovered(f"{what} watch", f"{what} watch works again")
-                stream = watch.Watch().stream(
-                    lister,
-                    self.namespace,
-                    field_selector=f"metadata.name={name}",
-                    timeout_seconds=WATCH_SECONDS,
-                    _request_timeout=(10, WATCH_SECONDS + 15),
-                )
-                for event in stream:
-                    take(None if event["type"] == "DELETED" else event["raw_object"])
-                    if self.stop.is_set():
-                        break
+                events = self.kube.watch(kind, self.namespace, query, timeout=WATCH_SECONDS + 15)
+                try:
+                    for event in events:
+                        self._take_event(event, take)
+                        if self.stop.is_set():
+                            break
+                finally:
+                    events.close()
             except Exception as exc:
                 if lost:
                     lost()
                 self._failed(f"{what} watch", f"{what} watch failed; retrying", exc)
                 self.stop.wait(self.timing.retry_period)
+
+    @staticmethod
+    def _take_event(event: dict[str, Any], take: Callable[[dict[str, Any] | None], None]) -> None:
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            raise ApiError(int(obj.get("code") or 0), "WatchError", str(obj.get("message")))
+        if kind == "DELETED":
+            take(None)
+        elif kind in ("ADDED", "MODIFIED"):
+            take(obj)
 
     def read_lease_first(self) -> None:
         """Act on the Lease only once it has been read: until then no copy would mean "missing",
@@ -540,3 +536,8 @@ class Elector:
             self.wake.wait(max(delay, 0.01))
         # Even a leader that already stepped down may still be named on the Lease: free it.
         self.release()
+
+
+def _lease(body: dict[str, Any]) -> dict[str, Any]:
+    """A Lease to write, with the kind and version that name where it goes."""
+    return {**body, "apiVersion": RESOURCES["Lease"].api_version, "kind": "Lease"}
