@@ -1,4 +1,5 @@
-"""Shared by the benchmarks: the cluster, the operator process, the machine description."""
+"""Shared by the benchmarks: the cluster's clients, the machine and its CPU, namespaces, results.
+(The operator and elector processes, kubectl and waiting are testenv/harness's.)"""
 
 from __future__ import annotations
 
@@ -6,19 +7,17 @@ import json
 import os
 import platform
 import re
-import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 
-REPO = Path(__file__).resolve().parent.parent
-KUBECONFIG = os.environ.get("KUBECONFIG", str(REPO / ".testenv" / "kubeconfig"))
+from testenv.harness.cluster import REPO, exists, kubeconfig_path, kubectl_binary, wait_until
+
+KUBECONFIG = str(kubeconfig_path())
 
 
 def api() -> client.ApiClient:
@@ -54,11 +53,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_by_program() -> dict[str, float]:
     """CPU seconds used so far by every running program, by name (kube-apiserver, etcd, kwok,
     python...): the difference over a phase says which part of the machine did the work."""
@@ -92,98 +86,30 @@ def machine_cpu() -> tuple[float, float]:
 def delete_namespace(core: client.CoreV1Api, name: str, timeout: float = 900) -> None:
     """Delete and wait until it is gone: the garbage collector's work must not be measured."""
     core.delete_namespace(name)
-    wait(lambda: not _namespace_exists(core, name), timeout, f"namespace {name} deleted", 1.0)
-
-
-def _namespace_exists(core: client.CoreV1Api, name: str) -> bool:
-    try:
-        core.read_namespace(name)
-        return True
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
+    wait_until(
+        lambda: not exists(lambda: core.read_namespace(name)),
+        timeout=timeout,
+        what=f"namespace {name} deleted",
+        interval=1.0,
+    )
 
 
 def new_namespace(core: client.CoreV1Api, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": name, "labels": {"haoperator.dev/bench": "true"}}})
-    wait(lambda: _exists(core, name), 30, "default ServiceAccount")
+    wait_until(
+        lambda: exists(lambda: core.read_namespaced_service_account("default", name)),
+        timeout=30,
+        what="default ServiceAccount",
+        interval=0.5,
+    )
     return name
-
-
-def _exists(core: client.CoreV1Api, namespace: str) -> bool:
-    try:
-        core.read_namespaced_service_account("default", namespace)
-        return True
-    except client.ApiException:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval)
-
-
-class Operator:
-    """`haoperator run` as a subprocess, with its peak memory read from /proc."""
-
-    def __init__(self, namespaces: list[str], log: Path, *args: str) -> None:
-        cmd = [
-            str(Path(sys.executable).parent / "haoperator"),
-            "run",
-            "--log-format",
-            "json",
-            "--log-level",
-            "warning",
-            "--metrics-port",
-            "0",
-            *args,
-        ]
-        for ns in namespaces:
-            cmd += ["--namespace", ns]
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(
-            cmd,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "KUBECONFIG": KUBECONFIG},
-        )
-
-    def peak_rss_mib(self) -> float:
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        found = re.search(r"VmHWM:\s+(\d+) kB", status)
-        return int(found.group(1)) / 1024 if found else 0.0
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU the operator has used so far."""
-        return process_cpu_seconds(self.proc.pid)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 def apiserver_requests(api_client: client.ApiClient, resources: set[str]) -> dict[str, float]:
     """apiserver_request_total summed by verb, for the given resources (all clients)."""
     text = subprocess.run(
-        [str(kubectl_path()), "--kubeconfig", KUBECONFIG, "get", "--raw", "/metrics"],
+        [kubectl_binary(), "--kubeconfig", KUBECONFIG, "get", "--raw", "/metrics"],
         capture_output=True,
         text=True,
         check=True,
@@ -200,7 +126,7 @@ def apiserver_requests(api_client: client.ApiClient, resources: set[str]) -> dic
 
 def install_crd() -> None:
     """The benchmarks run on a bare `make cluster`: install (or update) the HAService CRD."""
-    kubectl = [str(kubectl_path()), "--kubeconfig", KUBECONFIG]
+    kubectl = [kubectl_binary(), "--kubeconfig", KUBECONFIG]
     subprocess.run(
         [
             *kubectl,
@@ -218,13 +144,6 @@ def install_crd() -> None:
         check=True,
         capture_output=True,
     )
-
-
-def kubectl_path() -> Path:
-    for line in (REPO / ".testenv" / "env").read_text().splitlines():
-        if line.startswith("export PATH="):
-            return Path(line.split("=", 1)[1].strip('"').split(":", 1)[0]) / "kubectl"
-    raise RuntimeError("no .testenv/env: run make cluster")
 
 
 def record(name: str, result: dict[str, Any]) -> Path:

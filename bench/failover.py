@@ -30,18 +30,10 @@ from kubernetes import client, watch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import (
-    KUBECONFIG,
-    REPO,
-    Operator,
-    api,
-    install_crd,
-    machine,
-    new_namespace,
-    record,
-    wait,
-)
-from tests.integration.electors import Elector, RouteWatcher
+from bench.common import KUBECONFIG, api, install_crd, machine, new_namespace, record
+from testenv.harness.cluster import REPO, wait_until
+from testenv.harness.electors import ElectorProcess, RouteWatcher
+from testenv.harness.operator_process import OperatorProcess
 
 ROLE = "haoperator.dev/role"
 
@@ -135,11 +127,11 @@ def routed_only(watcher: RouteWatcher, pod: str) -> bool:
 def wait_quiet(core: client.CoreV1Api) -> None:
     """Start on a quiet control plane: namespaces still being deleted (an earlier benchmark's
     thousands of pods) keep the endpoint controllers busy and would be measured as failover."""
-    wait(
+    wait_until(
         lambda: not [ns for ns in core.list_namespace().items if ns.status.phase == "Terminating"],
-        900,
-        "terminating namespaces to go",
-        2,
+        timeout=900,
+        what="terminating namespaces to go",
+        interval=2,
     )
 
 
@@ -182,12 +174,14 @@ def run_series(
             "service": {"ports": [{"name": "http", "port": 80}]},
         },
     }
-    operator = Operator([namespace], tmp / f"operator-{label}.log", "--liveness-port", "18082")
+    operator = OperatorProcess([namespace], tmp / f"operator-{label}.log").start()
     try:
         custom.create_namespaced_custom_object(
             "haoperator.dev", "v1alpha1", namespace, "haservices", body
         )
-        pods = wait(lambda: ready_pods(core, namespace), 60, "2 ready pods")
+        pods = wait_until(
+            lambda: ready_pods(core, namespace), timeout=60, what="2 ready pods", interval=0.5
+        )
         watcher = RouteWatcher(api_client, namespace, "vip")
         leases = LeaseWatcher(api_client, namespace, "vip")
         electors = {pod: start(namespace, pod, tmp) for pod in pods}
@@ -197,11 +191,11 @@ def run_series(
             for _ in range(trials):
                 leader = next(
                     iter(
-                        wait(
+                        wait_until(
                             lambda: c if len(c := watcher.current()) == 1 else None,
-                            60,
-                            "one routed pod",
-                            0.02,
+                            timeout=60,
+                            what="one routed pod",
+                            interval=0.02,
                         )
                     )
                 )
@@ -211,7 +205,12 @@ def run_series(
                 time.sleep(0.5 + random.uniform(0, 1))
                 began = time.monotonic()
                 electors[leader].signal(sig)
-                wait(partial(routed_only, watcher, other), 60, "the new pod routed", 0.005)
+                wait_until(
+                    partial(routed_only, watcher, other),
+                    timeout=60,
+                    what="the new pod routed",
+                    interval=0.005,
+                )
                 seconds = time.monotonic() - began
                 results[mode].append(seconds)
                 acquired = leases.held_by(other, began)
@@ -273,7 +272,9 @@ def main() -> None:
             "--retry-period-seconds",
             str(retry),
         ]
-        return lambda ns, pod, tmp: Elector(ns, pod, "vip", tmp / f"elector-{pod}.log", *timing)
+        return lambda ns, pod, tmp: ElectorProcess(
+            ns, pod, ["elect", "--lease", "vip", *timing], tmp / f"elector-{pod}.log"
+        )
 
     def baseline(lease: int, renew: int, retry: int) -> Callable[[str, str, Path], Any]:
         return lambda ns, pod, tmp: BaselineElector(
@@ -346,7 +347,9 @@ def ours_fast() -> Callable[[str, str, Path], Any]:
         "--retry-period-seconds",
         "0.5",
     ]
-    return lambda ns, pod, tmp: Elector(ns, pod, "vip", tmp / f"elector-fast-{pod}.log", *timing)
+    return lambda ns, pod, tmp: ElectorProcess(
+        ns, pod, ["elect", "--lease", "vip", *timing], tmp / f"elector-fast-{pod}.log"
+    )
 
 
 if __name__ == "__main__":

@@ -26,10 +26,12 @@ from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import REPO, Operator, api, machine, new_namespace, record, wait
+from bench.common import api, machine, new_namespace, record
 from haoperator.api import HAService
 from haoperator.controller.kube import Kube
 from haoperator.core import render
+from testenv.harness.cluster import REPO, wait_until
+from testenv.harness.operator_process import OperatorProcess
 
 CHAOS = str(REPO / "testenv" / "chaos")
 
@@ -86,8 +88,11 @@ def trial(
     core: client.CoreV1Api, namespace: str, name: str, category: str, bound: float
 ) -> float | None:
     """Kill the node of one pod; seconds until a pod replaces it, Ready, on another node."""
-    pods = wait(
-        lambda: p if len(p := ready_pods(core, namespace, name)) == 3 else None, 120, "3 ready pods"
+    pods = wait_until(
+        lambda: p if len(p := ready_pods(core, namespace, name)) == 3 else None,
+        timeout=120,
+        what="3 ready pods",
+        interval=0.5,
     )
     victim_name = sorted(pods)[1]
     victim = pods[victim_name]
@@ -102,13 +107,13 @@ def trial(
                 return victim_name in now and now[victim_name].spec.node_name != node
             return sum(1 for p in now.values() if p.spec.node_name != node) >= 3
 
-        wait(replaced, bound, "a replacement Ready elsewhere", 0.2)
+        wait_until(replaced, timeout=bound, what="a replacement Ready elsewhere", interval=0.2)
         return time.monotonic() - start
-    except TimeoutError:
+    except AssertionError:  # wait_until's time ran out
         return None
     finally:
         subprocess.run([CHAOS, "node-up", node], check=True, capture_output=True)
-        wait(lambda: node_ready(core, node), 60, "node back")
+        wait_until(lambda: node_ready(core, node), timeout=60, what="node back", interval=0.5)
 
 
 def series(
@@ -126,9 +131,7 @@ def series(
     process = None
     try:
         if operator:
-            process = Operator(
-                [namespace], tmp / f"operator-{label}.log", "--liveness-port", "18083"
-            )
+            process = OperatorProcess([namespace], tmp / f"operator-{label}.log").start()
             client.CustomObjectsApi(api_client).create_namespaced_custom_object(
                 "haoperator.dev", "v1alpha1", namespace, "haservices", body
             )

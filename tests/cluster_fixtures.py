@@ -8,7 +8,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client import ApiClient
 
-from tests.support import kubeconfig_path
+from testenv.harness.cluster import kubeconfig_path
 
 
 @pytest.fixture(scope="session")

@@ -29,17 +29,17 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from tests.e2e.support import (
-    OPERATOR,
-    SYSTEM_NAMESPACE,
-    ElectorStandIns,
+from testenv.harness.cluster import (
+    REPO,
     Kubectl,
-    fake_kubelets,
+    exists,
     make_kubectl,
     token_kubeconfig,
+    wait_until,
 )
-from tests.integration.operator_process import OperatorProcess
-from tests.support import REPO, exists, wait_until
+from testenv.harness.electors import ElectorStandIns
+from testenv.harness.operator_process import OperatorProcess
+from tests.e2e.support import OPERATOR, SYSTEM_NAMESPACE, fake_kubelets
 
 LOCAL_OPERATOR = os.environ.get("HAOPERATOR_E2E_LOCAL_OPERATOR") == "1"
 Electors = Callable[[str], ElectorStandIns | None]

@@ -1,67 +1,22 @@
-"""What the shipping tests share: kubectl, the built manifests, ServiceAccount tokens as
-kubeconfigs, and ha-elector sidecars played by local processes where pods run no containers."""
+"""What the shipping tests share: the built manifests, the operator's access as they install it,
+and how to tell fake nodes from real ones. (kubectl, tokens and the elector stand-ins are
+testenv/harness's.)"""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import yaml
 from kubernetes import client
 
-from tests.integration.operator_process import free_port
-from tests.realnode.support import REAL_NODE_KEY
-from tests.support import REPO, kubeconfig_path
+from testenv.harness.cluster import REAL_NODE_KEY, REPO, Kubectl
 
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 MANIFESTS = REPO / "manifests"
 SYSTEM_NAMESPACE = "haoperator-system"
 OPERATOR = "haoperator"  # the Deployment, ServiceAccount, ClusterRole and ClusterRoleBinding
-ELECTOR_CONTAINER = "ha-elector"
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 ACCESS_KINDS = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"}
-
-
-def kubectl_binary() -> str:
-    """$HAOPERATOR_KUBECTL, else kubectl on PATH, else the local cluster's own (.testenv/env)."""
-    if os.environ.get("HAOPERATOR_KUBECTL"):
-        return os.environ["HAOPERATOR_KUBECTL"]
-    env_file = REPO / ".testenv" / "env"
-    if env_file.exists():
-        for line in env_file.read_text().splitlines():
-            if line.startswith("export PATH="):
-                candidate = Path(line.split("=", 1)[1].strip('"').split(":", 1)[0]) / "kubectl"
-                if candidate.exists():
-                    return str(candidate)
-    found = shutil.which("kubectl")
-    if not found:
-        raise AssertionError("no kubectl: put one on PATH or set HAOPERATOR_KUBECTL")
-    return found
-
-
-def make_kubectl(kubeconfig: Path | None = None) -> Kubectl:
-    binary = kubectl_binary()
-
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        config = str(kubeconfig or kubeconfig_path())
-        return subprocess.run(
-            [binary, "--kubeconfig", config, *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
 
 
 def built_manifests(kubectl: Kubectl) -> list[dict[str, Any]]:
@@ -97,30 +52,6 @@ def install_access(kubectl: Kubectl) -> list[dict[str, Any]]:
     return built
 
 
-def token_kubeconfig(kubectl: Kubectl, namespace: str, service_account: str, path: Path) -> Path:
-    """A kubeconfig for the same API server as ours, authenticated only by a token of
-    `service_account` (`kubectl create token`): whatever it does is what that account may do."""
-    result = kubectl("create", "token", service_account, "-n", namespace, "--duration=2h")
-    assert result.returncode == 0, result.stderr
-    token = result.stdout.strip()
-    admin = yaml.safe_load(kubeconfig_path().read_text())
-    context_name = admin["current-context"]
-    context = next(c["context"] for c in admin["contexts"] if c["name"] == context_name)
-    cluster = next(c["cluster"] for c in admin["clusters"] if c["name"] == context["cluster"])
-    user = f"system:serviceaccount:{namespace}:{service_account}"
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "cluster", "cluster": cluster}],
-        "users": [{"name": user, "user": {"token": token}}],
-        "contexts": [{"name": "sa", "context": {"cluster": "cluster", "user": user}}],
-        "current-context": "sa",
-    }
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
 def forbidden_lines(*logs: Path) -> list[str]:
     """Lines of these logs where the API server refused a request for lack of permission."""
     found = []
@@ -144,124 +75,3 @@ def fake_kubelets(core: client.CoreV1Api) -> bool:
 def is_real_test_node(node: Any) -> bool:
     """The local cluster's real node, by its taint (testenv/node)."""
     return any(t.key == REAL_NODE_KEY for t in node.spec.taints or [])
-
-
-class ElectorStandIns:
-    """The kubelet's part for the ha-elector sidecars of one ActivePassive HAService, on a cluster
-    whose pods run no containers: for every running pod it starts `haoperator elect` with the
-    arguments of the pod's own ha-elector container (the port moved to a free local one) and
-    with `kubeconfig` (a token of the elector ServiceAccount); when the pod is being deleted it
-    sends SIGTERM, as the kubelet does. `crash(pod)` kills one with SIGKILL and does not restart
-    it, as a hung or dead sidecar."""
-
-    def __init__(
-        self,
-        core: client.CoreV1Api,
-        namespace: str,
-        name: str,
-        kubeconfig: Path,
-        log_dir: Path,
-    ) -> None:
-        self.core, self.namespace, self.name = core, namespace, name
-        self.kubeconfig, self.log_dir = kubeconfig, log_dir
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.crashed: set[str] = set()
-        self.logs: list[Path] = []
-        self.lock = threading.Lock()
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._loop, name=f"electors-{name}", daemon=True)
-        self.error: BaseException | None = None
-
-    def __enter__(self) -> ElectorStandIns:
-        self.thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.done.set()
-        self.thread.join(timeout=10)
-        with self.lock:
-            for process in self.processes.values():
-                self._terminate(process)
-
-    def crash(self, pod: str) -> None:
-        with self.lock:
-            self.crashed.add(pod)
-            process = self.processes.get(pod)
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                process.wait(timeout=10)
-
-    def running(self) -> set[str]:
-        with self.lock:
-            return {pod for pod, process in self.processes.items() if process.poll() is None}
-
-    def log_tail(self, lines: int = 20) -> str:
-        parts = []
-        for log in self.logs:
-            text = log.read_text(errors="replace").splitlines()[-lines:]
-            parts.append(f"--- {log.name}\n" + "\n".join(text))
-        return "\n".join(parts)
-
-    def _loop(self) -> None:
-        try:
-            while not self.done.is_set():
-                self._sync()
-                self.done.wait(0.25)
-        except BaseException as exc:  # reported by the test through `error`
-            self.error = exc
-
-    def _sync(self) -> None:
-        pods = self.core.list_namespaced_pod(
-            self.namespace, label_selector=f"haoperator.dev/service={self.name}"
-        ).items
-        live = {p.metadata.name: p for p in pods if p.metadata.deletion_timestamp is None}
-        with self.lock:
-            for pod_name, process in list(self.processes.items()):
-                if pod_name not in live and process.poll() is None:
-                    self._terminate(process)  # the pod is being deleted: SIGTERM, as a kubelet
-            for pod_name, pod in live.items():
-                if pod_name in self.processes or pod_name in self.crashed:
-                    continue
-                if (pod.status.phase or "") != "Running":
-                    continue
-                self.processes[pod_name] = self._start(pod)
-
-    def _start(self, pod: Any) -> subprocess.Popen[bytes]:
-        sidecar = next(c for c in pod.spec.init_containers or [] if c.name == ELECTOR_CONTAINER)
-        args = [
-            str(Path(sys.executable).parent / "haoperator"),
-            *sidecar.args,
-            "--pod",
-            pod.metadata.name,
-            "--namespace",
-            self.namespace,
-            "--kubeconfig",
-            str(self.kubeconfig),
-            "--port",
-            str(free_port()),
-            "--bind",
-            "127.0.0.1",
-            "--log-format",
-            "json",
-        ]
-        log = self.log_dir / f"elector-{pod.metadata.name}.log"
-        self.logs.append(log)
-        env = {k: v for k, v in os.environ.items() if k not in ("POD_NAME", "POD_NAMESPACE")}
-        with log.open("ab") as out:
-            return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-
-    @staticmethod
-    def _terminate(process: subprocess.Popen[bytes]) -> None:
-        if process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -9,11 +9,12 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from testenv.harness.cluster import REPO, wait_until
+from testenv.harness.electors import ElectorStandIns
+from testenv.harness.operator_process import OperatorProcess
 from tests.e2e.conftest import Electors
-from tests.e2e.support import ElectorStandIns, forbidden_lines
+from tests.e2e.support import forbidden_lines
 from tests.integration import haservices as has
-from tests.integration.operator_process import OperatorProcess
-from tests.support import REPO, wait_until
 
 QUICKSTART = REPO / "manifests" / "samples" / "quickstart" / "hello.yaml"
 

@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
-from tests.integration.operator_process import OperatorProcess
-from tests.support import REPO, kubeconfig_path, wait_until
+from testenv.harness.cluster import REPO, Kubectl, exists, make_kubectl, wait_until
+from testenv.harness.operator_process import OperatorProcess
 
 
 @pytest.fixture
@@ -25,38 +25,19 @@ def namespace(core: client.CoreV1Api, request: pytest.FixtureRequest) -> Iterato
     name = f"t-{request.node.name[:40].lower().replace('_', '-').strip('-')}-{uuid.uuid4().hex[:5]}"
     name = "".join(c for c in name if c.isalnum() or c == "-")
     core.create_namespace({"metadata": {"name": name, "labels": {"haoperator.dev/test": "true"}}})
-    wait_until(lambda: _has_default_sa(core, name), timeout=30, what="default ServiceAccount")
+    wait_until(
+        lambda: exists(lambda: core.read_namespaced_service_account("default", name)),
+        timeout=30,
+        what="default ServiceAccount",
+    )
     yield name
     core.delete_namespace(name, propagation_policy="Background")
 
 
-def _has_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
-    try:
-        core.read_namespaced_service_account("default", namespace)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise
-    return True
-
-
 @pytest.fixture(scope="session")
-def kubectl() -> Callable[..., subprocess.CompletedProcess[str]]:
+def kubectl() -> Kubectl:
     """Run the cluster's own kubectl; returns the completed process (check=False)."""
-    env_file = REPO / ".testenv" / "env"
-    bin_dir = _bin_dir(env_file)
-
-    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig_path()), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-
-    return run
+    return make_kubectl()
 
 
 @pytest.fixture(scope="session")
@@ -67,13 +48,6 @@ def chaos() -> Callable[..., None]:
         subprocess.run([str(REPO / "testenv" / "chaos"), *args], check=True, timeout=60)
 
     return run
-
-
-def _bin_dir(env_file: Path) -> Path:
-    for line in env_file.read_text().splitlines():
-        if line.startswith("export PATH="):
-            return Path(line.split("=", 1)[1].strip('"').split(":", 1)[0])
-    raise RuntimeError(f"{env_file} names no PATH")
 
 
 def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[Any]:

@@ -15,12 +15,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.support import token_kubeconfig
+from testenv.harness.cluster import token_kubeconfig, wait_until
+from testenv.harness.electors import ElectorProcess, RouteWatcher
+from testenv.harness.operator_process import OperatorProcess
 from tests.integration import haservices as has
 from tests.integration.conftest import ready_pods
-from tests.integration.electors import Elector, RouteWatcher
-from tests.integration.operator_process import OperatorProcess
-from tests.support import wait_until
 
 pytestmark = pytest.mark.cluster
 NAME = "vip"
@@ -71,9 +70,10 @@ class Pair:
             what="every elector answering GET /leader",
         )
 
-    def start(self, pod: str) -> Elector:
+    def start(self, pod: str) -> ElectorProcess:
         log = self.tmp / f"elector-{pod}.log"
-        return Elector(self.namespace, pod, NAME, log, *self.args, kubeconfig=self.kubeconfig)
+        args = ["elect", "--lease", NAME, *self.args]
+        return ElectorProcess(self.namespace, pod, args, log, kubeconfig=self.kubeconfig)
 
     def role(self, pod: str) -> str | None:
         labels = self.core.read_namespaced_pod(pod, self.namespace).metadata.labels or {}

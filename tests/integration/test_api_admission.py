@@ -19,7 +19,7 @@ import yaml
 
 from haoperator.api import HAService
 from haoperator.cli import main
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 from tests.unit.corpus import BadInput, bad_inputs
 
 pytestmark = pytest.mark.cluster

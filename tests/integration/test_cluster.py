@@ -10,8 +10,8 @@ import pytest
 from kubernetes import client
 from kubernetes.client import ApiClient
 
+from testenv.harness.cluster import wait_until
 from tests.integration.conftest import ready_pods
-from tests.support import wait_until
 
 # The fake nodes. The cluster also has a real node (testenv/node), tainted so that none of these
 # tests' pods land there; it has no zone, so zone spreading sees these three zones only.

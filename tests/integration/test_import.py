@@ -19,9 +19,9 @@ import yaml
 from kubernetes import client
 
 from haoperator.yamlout import dump_all
+from testenv.harness.cluster import REPO, wait_until
+from testenv.harness.operator_process import OperatorProcess
 from tests.integration import haservices as has
-from tests.integration.operator_process import OperatorProcess
-from tests.support import REPO, wait_until
 
 pytestmark = pytest.mark.cluster
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]

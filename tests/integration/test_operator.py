@@ -15,10 +15,10 @@ from kubernetes import client
 from haoperator.api import HAService
 from haoperator.core import render
 from haoperator.core.diff import differences
+from testenv.harness.cluster import wait_until
+from testenv.harness.operator_process import OperatorProcess
 from tests.integration import haservices as has
 from tests.integration.conftest import ready_pods
-from tests.integration.operator_process import OperatorProcess
-from tests.support import wait_until
 
 pytestmark = pytest.mark.cluster
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from testenv.harness.cluster import exists, wait_until
+from testenv.harness.operator_process import OperatorProcess
 from tests.integration import haservices as has
-from tests.integration.operator_process import OperatorProcess
-from tests.support import exists, wait_until
 
 pytestmark = pytest.mark.cluster
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]

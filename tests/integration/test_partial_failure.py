@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.support import Kubectl, apply, built_manifests, token_kubeconfig
+from testenv.harness.cluster import Kubectl, token_kubeconfig, wait_until
+from testenv.harness.operator_process import OperatorProcess
+from tests.e2e.support import apply, built_manifests
 from tests.integration import haservices as has
 from tests.integration.conftest import ready_pods
-from tests.integration.operator_process import OperatorProcess
-from tests.support import wait_until
 
 pytestmark = pytest.mark.cluster
 ACCOUNT = "haoperator-no-node-patch"

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.e2e.support import Kubectl, install_access
+from testenv.harness.cluster import REPO, Kubectl, wait_until
+from testenv.harness.operator_process import OperatorProcess
+from tests.e2e.support import install_access
 from tests.integration import haservices as has
-from tests.integration.operator_process import OperatorProcess
-from tests.support import REPO, wait_until
 
 pytestmark = pytest.mark.cluster
 ENFORCE = "pod-security.kubernetes.io/enforce"

@@ -13,22 +13,15 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.support import (
-    OPERATOR,
-    SYSTEM_NAMESPACE,
-    ElectorStandIns,
-    Kubectl,
-    forbidden_lines,
-    install_access,
-    token_kubeconfig,
-)
+from testenv.harness.cluster import Kubectl, token_kubeconfig, wait_until
+from testenv.harness.electors import ElectorStandIns
+from testenv.harness.operator_process import OperatorProcess
+from tests.e2e.support import OPERATOR, SYSTEM_NAMESPACE, forbidden_lines, install_access
 from tests.integration import haservices as has
-from tests.integration.operator_process import OperatorProcess
 from tests.integration.test_operator import test_lifecycle as lifecycle_scenario
 from tests.integration.test_recovery import (
     test_crash_loop_past_the_budget_migrates_and_the_ban_lifts as migration_scenario,
 )
-from tests.support import wait_until
 
 pytestmark = pytest.mark.cluster
 ACCOUNT = f"system:serviceaccount:{SYSTEM_NAMESPACE}:{OPERATOR}"

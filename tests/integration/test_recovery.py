@@ -17,10 +17,10 @@ from kubernetes import client
 
 from haoperator.core.recovery import avoid_label
 from haoperator.core.vocabulary import Annotation
+from testenv.harness.cluster import wait_until
+from testenv.harness.operator_process import OperatorProcess
 from tests.integration import haservices as has
 from tests.integration.conftest import ready_pods
-from tests.integration.operator_process import OperatorProcess
-from tests.support import wait_until
 
 pytestmark = pytest.mark.cluster
 Chaos = Callable[..., None]

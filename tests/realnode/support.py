@@ -11,12 +11,10 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.support import REPO, wait_until
+from testenv.harness.cluster import REAL_NODE, REAL_NODE_KEY, REPO, wait_until
 
 TESTENV = REPO / "testenv"
-REAL_NODE = "real-node"
-# The key of the node's taint (NoSchedule) and of its label (value "true"): testenv/lib.sh.
-REAL_NODE_KEY = "haoperator.dev/real-node"
+__all__ = ["REAL_NODE", "REAL_NODE_KEY"]  # the tests of this tier take them from here
 TEST_LABEL = "haoperator.dev/test"  # on every test namespace
 PAUSE_VERSION = re.search(
     r"^PAUSE_VERSION=(\S+)$", (TESTENV / "versions.env").read_text(), re.MULTILINE

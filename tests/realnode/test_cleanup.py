@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from testenv.harness.cluster import kubeconfig_path, wait_until
 from tests.realnode.support import (
     REAL_NODE,
     container_pid,
@@ -32,7 +33,6 @@ from tests.realnode.support import (
     run_testenv,
     running_pod,
 )
-from tests.support import kubeconfig_path, wait_until
 
 RESTARTS_CLUSTER = True
 pytestmark = pytest.mark.cluster

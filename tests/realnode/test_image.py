@@ -36,8 +36,8 @@ from haoperator import __version__
 from haoperator.api import HAService
 from haoperator.core import render
 from haoperator.core.render import sidecar
+from testenv.harness.cluster import REPO, wait_until
 from tests.realnode.support import run_testenv
-from tests.support import REPO, wait_until
 
 BUILD_TIMEOUT = 1500  # a cold build makes both bases and downloads the locked wheels
 RUN_TIMEOUT = 120

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from testenv.harness.cluster import wait_until
 from tests.realnode.support import (
     REAL_NODE_KEY,
     container_pid,
@@ -19,7 +20,6 @@ from tests.realnode.support import (
     restricted_pod,
     running_pod,
 )
-from tests.support import wait_until
 
 pytestmark = pytest.mark.cluster
 

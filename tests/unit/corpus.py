@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 
 BAD_DIR = REPO / "tests" / "data" / "bad"
 

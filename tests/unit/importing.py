@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from haoperator.cli import main
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 
 DATA = REPO / "tests" / "data" / "import"
 SOURCES = {"pacemaker": ".xml", "keepalived": ".conf", "systemd": ".service"}

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from haoperator.cli import main
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 from tests.unit.documents import document
 
 ACTIVE_PASSIVE = yaml.safe_dump(document("ActivePassive", name="haproxy"))

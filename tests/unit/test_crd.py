@@ -10,7 +10,7 @@ import yaml
 from haoperator.api import MAX_REPLICAS
 from haoperator.api.base import QUANTITY
 from haoperator.api.crd import crd_yaml, custom_resource_definition
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 
 COMMITTED = REPO / "crds" / "haservice.yaml"
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from haoperator import __version__
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 
 
 def test_version_flag_prints_the_package_version() -> None:

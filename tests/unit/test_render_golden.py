@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from haoperator.cli import main
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 from tests.unit.kubernetes_schemas import assert_valid
 
 CASES = sorted((REPO / "tests" / "data" / "render").glob("*.in.yaml"))

@@ -21,7 +21,7 @@ import yaml
 
 from haoperator.api import HAService
 from haoperator.core import render
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 
 SAMPLES = REPO / "manifests" / "samples"
 KUSTOMIZATIONS = [SAMPLES, SAMPLES / "quickstart"]

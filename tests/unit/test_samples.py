@@ -13,7 +13,7 @@ import yaml
 
 from haoperator.api import HAService
 from haoperator.cli import main
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 from tests.unit import pod_security
 from tests.unit.kubernetes_schemas import assert_valid
 

@@ -26,7 +26,7 @@ from haoperator.controller.kube import RESOURCES
 from haoperator.core import render
 from haoperator.core.render import sidecar
 from haoperator.core.vocabulary import DEFAULT_IMAGE
-from tests.support import REPO
+from testenv.harness.cluster import REPO
 from tests.unit import pod_security
 from tests.unit.kubernetes_schemas import assert_valid
 

@@ -1,23 +1,18 @@
-"""The operator as users run it: `haoperator run` in a subprocess, watching one namespace."""
+"""The operator as users run it: `haoperator run` in a local process, watching some namespaces;
+its liveness, metrics, memory and CPU as the tests and the benchmarks read them."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
-from tests.support import REPO, kubeconfig_path, wait_until
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from testenv.harness.cluster import REPO, free_port, kubeconfig_path, wait_until
 
 
 class OperatorProcess:
@@ -28,22 +23,26 @@ class OperatorProcess:
         *,
         extra_args: list[str] | None = None,
         kubeconfig: Path | None = None,
+        workers: int = 4,
+        log_level: str = "info",
     ) -> None:
-        """`kubeconfig`: whose credentials the operator uses (default: the tests' own)."""
+        """`kubeconfig`: whose credentials the operator uses (default: kubeconfig_path())."""
         self.namespaces = namespaces
         self.log_path = log_path
         self.extra_args = extra_args or []
         self.kubeconfig = kubeconfig
+        self.workers, self.log_level = workers, log_level
         self.port = free_port()
         self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> OperatorProcess:
+        """Start it and wait until it answers its liveness probe."""
         args = [str(Path(sys.executable).parent / "haoperator"), "run", "--log-format", "json"]
         for ns in self.namespaces:
             args += ["--namespace", ns]
         args += ["--liveness-port", str(self.port), "--metrics-port", str(self.metrics_port)]
-        args += ["--workers", "4", *self.extra_args]
+        args += ["--workers", str(self.workers), "--log-level", self.log_level, *self.extra_args]
         # As a user would run it: --kubeconfig alone, no KUBECONFIG in the environment.
         args += ["--kubeconfig", str(self.kubeconfig or kubeconfig_path())]
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -89,6 +88,15 @@ class OperatorProcess:
                 samples[name] = float(value)
         return samples
 
+    def requests_by_method(self) -> dict[str, float]:
+        """Its own API requests so far (haoperator_api_requests_total; not its watches)."""
+        prefix = 'haoperator_api_requests_total{method="'
+        return {
+            name[len(prefix) :].split('"', 1)[0]: value
+            for name, value in self.metrics().items()
+            if name.startswith(prefix)
+        }
+
     def metrics_quiet(self, seconds: float = 3.0) -> bool:
         """Whether it made no request and ran no reconcile for `seconds` (a condition to wait
         for, not a timing to assert)."""
@@ -107,11 +115,19 @@ class OperatorProcess:
 
     def writes(self) -> float:
         """Requests it made that change something on the API server (all but GET)."""
-        return sum(
-            value
-            for name, value in self.metrics().items()
-            if name.startswith("haoperator_api_requests_total{") and 'method="GET"' not in name
-        )
+        return sum(v for method, v in self.requests_by_method().items() if method != "GET")
+
+    def peak_rss_mib(self) -> float:
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        found = re.search(r"VmHWM:\s+(\d+) kB", status)
+        return int(found.group(1)) / 1024 if found else 0.0
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU it has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 40) -> str:
         try:
