@@ -198,7 +198,8 @@ def plan_recovery(draft: Draft, world: World, memory: Memory, now: float) -> Rec
     spec = world.spec
     lift_bans(draft, world.nodes, avoid_label(spec.namespace, spec.name), now)
     live = [p for p in world.pods if not deleting(p)]
-    failures = {f for f in memory.failures_reported if f[0] in {_uid(p) for p in world.pods}}
+    uids = {_uid(p) for p in world.pods}
+    failures = {f for f in memory.failures_reported if f[0] in uids}
     limited: list[str] = []
     for pod in live:
         failures |= report_failures(draft, pod, memory.failures_reported, world.operator.started_at)
