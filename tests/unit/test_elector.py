@@ -611,3 +611,16 @@ def test_a_starting_elector_reads_the_lease_before_it_acts() -> None:
     runner.join(5)
     assert api.posts == []
     assert api.puts  # it acquired the free Lease it had read (and released it on stopping)
+
+
+def test_a_watch_hands_over_objects_and_deletions_and_fails_on_an_error_event() -> None:
+    taken: list[dict[str, Any] | None] = []
+    Elector._take_event({"type": "ADDED", "object": {"metadata": {"name": "vip"}}}, taken.append)
+    Elector._take_event({"type": "DELETED", "object": {"metadata": {"name": "vip"}}}, taken.append)
+    Elector._take_event({"type": "BOOKMARK", "object": {"metadata": {}}}, taken.append)
+    assert taken == [{"metadata": {"name": "vip"}}, None]
+    gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
+    with pytest.raises(ApiError) as refused:
+        Elector._take_event(gone, taken.append)
+    assert refused.value.status == 410
+    assert len(taken) == 2  # a Status is not an object to observe

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -299,7 +300,7 @@ def restart_budget(
     return False
 
 
-def lift_bans(draft: Draft, nodes: dict[str, Object] | Any, own: str, now: float) -> None:
+def lift_bans(draft: Draft, nodes: Mapping[str, Object], own: str, now: float) -> None:
     """Lift every ban that has run out — this HAService's, and those of HAServices deleted
     while no operator watched (whoever reconciles first sweeps them) — and come back when
     this one's next ban ends."""
