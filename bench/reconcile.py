@@ -48,6 +48,7 @@ from bench.common import (
     record,
 )
 from haoperator.api import HAService
+from haoperator.api.haservice import DEFAULT_CLUSTERED_REPLICAS, DEFAULT_REPLICAS
 from haoperator.controller.kube import Kube
 from haoperator.core import render
 from testenv.harness.cluster import REPO, kubectl_binary, wait_until
@@ -120,7 +121,8 @@ def haservices_ready(
     for obj in items:
         status = obj.get("status") or {}
         conditions = {c["type"]: c for c in status.get("conditions") or []}
-        desired = 3 if obj["spec"]["category"] == "Clustered" else 2
+        clustered = obj["spec"]["category"] == "Clustered"
+        desired = DEFAULT_CLUSTERED_REPLICAS if clustered else DEFAULT_REPLICAS
         ok = (
             conditions.get("Ready", {}).get("status") == "True"
             and conditions["Ready"].get("observedGeneration") == obj["metadata"]["generation"]
