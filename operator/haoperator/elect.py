@@ -124,7 +124,7 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
     server = ThreadingHTTPServer((args.bind, args.port), _Probes)
     threading.Thread(target=server.serve_forever, daemon=True, name="probes").start()
     for name, follow in (("lease-watch", elector.watch_lease), ("pod-watch", elector.watch_pod)):
-        threading.Thread(target=follow, args=(api,), daemon=True, name=name).start()
+        threading.Thread(target=follow, daemon=True, name=name).start()
 
     def stop(signum: int, _: Any) -> None:
         elector.stop.set()

@@ -30,7 +30,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
-from kubernetes import client, watch
 
 from haoperator.election import (
     ACTIVE,
@@ -117,6 +116,7 @@ class Elector:
         self.observed: Observed | None = None
         self.own: dict[str, Any] | None = None  # newest copy of our pod: watch, GET or PATCH
         self.own_synced = False  # the pod watch follows it now, so `own` is current
+        self.terminating = False  # our pod is being deleted: release, never acquire
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stop = threading.Event()
@@ -203,7 +203,12 @@ class Elector:
             if pod is not None and _known(pod, old):
                 return
             self.own = pod
-        if _role(pod) != _role(old):
+            deleting = bool((pod or {}).get("metadata", {}).get("deletionTimestamp"))
+            news = deleting and not self.terminating
+            self.terminating = self.terminating or deleting
+        if news:
+            self.log.info("this pod is being deleted: giving the Lease up")
+        if news or _role(pod) != _role(old):
             self.wake.set()
 
     def read_pod(self) -> None:
@@ -229,11 +234,14 @@ class Elector:
                 last_renew=self.last_renew,
                 now=self.clock(),
                 timing=self.timing,
+                terminating=self.terminating,
             )
         wait = decision.wait
         try:
             if decision.action is Action.STEP_DOWN:
                 self.step_down("renew deadline passed, or the Lease moved on or is not ours")
+            elif decision.action is Action.RELEASE:
+                self.release()
             elif decision.action is Action.CREATE:
                 self.create()
             elif decision.action is Action.ACQUIRE:
@@ -505,23 +513,21 @@ class Elector:
 
     # -- loops --------------------------------------------------------------------------------
 
-    def watch_lease(self, api: client.ApiClient) -> None:
+    def watch_lease(self) -> None:
         """Follow the Lease so a release or an expiry is seen at once."""
-        leases = client.CoordinationV1Api(api).list_namespaced_lease
-        self._follow("lease", self.lease_name, leases, self.refresh, self.observe)
+        self._follow("lease", "Lease", self.lease_name, self.refresh, self.observe)
 
-    def watch_pod(self, api: client.ApiClient) -> None:
+    def watch_pod(self) -> None:
         """Follow our own pod, so its role label is known without a request per renew."""
-        pods = client.CoreV1Api(api).list_namespaced_pod
         self._follow(
-            "pod", self.pod, pods, self.read_pod, self.observe_pod, lost=self._pod_unsynced
+            "pod", "Pod", self.pod, self.read_pod, self.observe_pod, lost=self._pod_unsynced
         )
 
     def _follow(
         self,
         what: str,
+        kind: str,
         name: str,
-        lister: Callable[..., Any],
         read: Callable[[], None],
         take: Callable[[dict[str, Any] | None], None],
         *,
@@ -534,15 +540,12 @@ class Elector:
             try:
                 read()
                 self._recovered(f"{what} watch", f"{what} watch works again")
-                stream = watch.Watch().stream(
-                    lister,
-                    self.namespace,
-                    field_selector=f"metadata.name={name}",
-                    timeout_seconds=WATCH_SECONDS,
-                    _request_timeout=(10, WATCH_SECONDS + 15),
-                )
-                for event in stream:
-                    take(None if event["type"] == "DELETED" else event["raw_object"])
+                events = self.kube.watch(
+                    kind, self.namespace, field_selector=f"metadata.name={name}",
+                    seconds=WATCH_SECONDS,
+                )  # fmt: skip
+                for type_, obj in events:
+                    take(None if type_ == "DELETED" else obj)
                     if self.stop.is_set():
                         break
             except Exception as exc:

@@ -10,10 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import urllib3
 from kubernetes.client import ApiClient
 
 from haoperator import metrics
@@ -166,6 +168,52 @@ class Kube:
                 str(parsed.get("message", raw[:500])),
             )
         return parsed
+
+    def watch(
+        self, kind: str, namespace: str | None, *, field_selector: str = "", seconds: int = 60
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
+        """Watch events (type, object) as parsed JSON until the server ends the watch after
+        `seconds`; a connection silent for 15 s longer is given up. No client models: turning
+        one Pod into the `kubernetes` client's model objects grew a fresh ha-elector by ~80 MB,
+        past its 128 MiB limit (OOMKilled on a real node)."""
+        query = [("watch", "true"), ("timeoutSeconds", str(seconds))]
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        method, url, headers, body, _ = self.api.param_serialize(
+            "GET",
+            RESOURCES[kind].path(namespace),
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.api.rest_client.pool_manager.request(
+                method,
+                url,
+                headers=headers,
+                body=body,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=10, read=seconds + 15),
+            )
+        except Exception as exc:  # as `request`: not answered
+            raise ApiError(0, "Unavailable", str(exc)) from exc
+        try:
+            if response.status != 200:
+                raise ApiError(response.status, "", response.data[:500].decode(errors="replace"))
+            buffer = b""
+            for chunk in response.stream(65536, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        raise ApiError(int(obj.get("code") or 0), "", str(obj.get("message")))
+                    yield str(event.get("type")), obj
+        finally:
+            response.release_conn()
 
     # -- objects -------------------------------------------------------------------------------
 

@@ -618,3 +618,21 @@ def test_a_starting_elector_reads_the_lease_before_it_acts() -> None:
     runner.join(5)
     assert api.posts == []
     assert api.puts  # it acquired the free Lease it had read (and released it on stopping)
+
+
+def test_a_leader_whose_pod_is_being_deleted_frees_the_lease_before_its_sigterm() -> None:
+    """On a real pod the sidecar's SIGTERM comes after the application has exited: a graceful
+    handover waited out the application's whole grace period with no pod routed."""
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    api.pods["me"]["metadata"]["deletionTimestamp"] = "2026-12-02T00:00:00Z"
+    api.set_role("me", "active")  # any change of the pod reaches the watch
+    assert me.wake.is_set()
+    me.step()
+    assert not me.leader_now()
+    assert api.lease is not None and api.lease["spec"]["holderIdentity"] is None
+    assert api.role("me") == "standby"
+    clock.now += 60
+    me.step()  # a free Lease, but our pod is going: never take it again
+    assert api.lease["spec"]["holderIdentity"] is None
