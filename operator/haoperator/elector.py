@@ -567,7 +567,10 @@ class Elector:
                 self.stop.wait(self.timing.retry_period)
 
     def run(self) -> None:
-        self.keep_role()  # standby until elected
+        # No relabelling before the first step: a restarted elector whose Lease still names it
+        # (the kubelet restarts a killed sidecar within a second) takes it back with its label
+        # untouched; unlabelling first took a healthy pod out of the Service for that time. The
+        # first step's keep_role labels the pod whatever the Lease makes it.
         self.read_lease_first()
         while not self.stop.is_set():
             # Clear before acting, not after: a Lease change seen while this step runs (a
