@@ -355,7 +355,9 @@ class Elector:
         ):
             return
         if not leading(True, before, self.clock(), self.timing):
-            return  # paused while fencing: the Lease may be another's by now
+            # Paused (or the API server slow) while fencing: the Lease may be another's by now.
+            self._failed("slow", "fencing outlasted the renew deadline: not leading; again")
+            return
         if not self._try(
             f"label {ACTIVE}",
             lambda: self.label(ACTIVE),
@@ -364,8 +366,14 @@ class Elector:
             return
         with self.lock:
             if not leading(True, before, self.clock(), self.timing):
-                return  # the label took too long: keep_role takes it back, the next step retries
-            self.is_leader, self.last_renew = True, before
+                slow = True  # the label took too long: keep_role takes it back; retried
+            else:
+                slow = False
+                self.is_leader, self.last_renew = True, before
+        if slow:
+            self._failed("slow", "labelling outlasted the renew deadline: not leading; again")
+            return
+        self._recovered("slow", "fenced and labelled within the renew deadline")
         self.log.info("leader elected", previous=previous)
 
     def _try(self, what: str, action: Callable[[], object], message: str) -> bool:
