@@ -30,8 +30,12 @@ RUN /venv/bin/pip install --require-hashes --only-binary=:all: -r /src/requireme
 # The project itself, without dependencies: all of them came from the lock file above.
 COPY pyproject.toml README.md /src/
 COPY operator /src/operator
+# Bytecode checked by hash, not by the sources' mtime: image layers round mtimes to the second,
+# which left most .pyc files stale, so every start (read-only root) compiled the modules again in
+# memory (the ha-elector sidecar was OOMKilled at its 128 MiB limit doing it).
 RUN /venv/bin/pip install --no-deps /src \
- && /venv/bin/pip uninstall --yes pip setuptools
+ && /venv/bin/pip uninstall --yes pip setuptools \
+ && /venv/bin/python -m compileall -q -f --invalidation-mode unchecked-hash /venv/lib
 
 # gcr.io/distroless/python3-debian12 ships Debian 12's Python 3.11, the interpreter the build
 # stage used, at the same path (/usr/bin/python3), so the copied environment runs as it is.

@@ -3,9 +3,10 @@
 Measured from the signal (SIGTERM: graceful; SIGKILL: crash) to the Service's EndpointSlice
 naming the new pod, for our elector and, in the same run and through the same Service, for the
 `kubernetes` client's own leader election (bench/baseline_elector.py) at the same lease timing and
-at client-go's defaults (15/10/2 s). Electors run as local processes acting for kwok pods.
+at client-go's defaults (15/10/2 s). Electors run as local processes acting for kwok pods; with
+--real-node, also real sidecars in real pods on the local cluster's real node (bench/realnode.py).
 
-    .venv/bin/python bench/failover.py --trials 30 [--json]
+    .venv/bin/python bench/failover.py --trials 30 [--real-node] [--json]
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from kubernetes import client, watch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import KUBECONFIG, api, install_crd, machine, new_namespace, record
+from bench.realnode import run_real_node_series
 from testenv.harness.cluster import REPO, wait_until
 from testenv.harness.electors import ElectorProcess, RouteWatcher
 from testenv.harness.operator_process import OperatorProcess
@@ -257,6 +259,12 @@ def main() -> None:
         default="",
         help="comma-separated subset of ours_5s,ours_2s,baseline_5s,baseline_15s (default: all)",
     )
+    parser.add_argument(
+        "--real-node",
+        action="store_true",
+        help="add the series on the local cluster's real node: real ha-elector sidecars in real "
+        "pods (graceful: kubectl delete pod; crash: SIGKILL of the elector process), --trials each",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     api_client = api()
@@ -297,6 +305,11 @@ def main() -> None:
         for name, (label, start, trials) in plans.items()
         if name in chosen
     }
+    if args.real_node:
+        series["real_node_5s"] = run_real_node_series(
+            api_client, core, custom, args.trials, tmp,
+            route_watcher=RouteWatcher, lease_watcher=LeaseWatcher,
+        )  # fmt: skip
     table = {
         name: {mode: summary(values) for mode, values in s.items() if mode != "trials"}
         for name, s in series.items()
@@ -319,6 +332,9 @@ def main() -> None:
         "baseline_crash_p99": cell("baseline_5s", "crash", "p99"),
         "clientgo_defaults_graceful_p99": cell("baseline_15s", "graceful", "p99"),
         "clientgo_defaults_crash_p99": cell("baseline_15s", "crash", "p99"),
+        "real_node_graceful_p99": cell("real_node_5s", "graceful", "p99"),
+        "real_node_crash_p99": cell("real_node_5s", "crash", "p99"),
+        "real_node_kubelet_reported_dead": kubelet_floor(series.get("real_node_5s")),
         "series": table,
         "trials": {name: s["trials"] for name, s in series.items()},
         "machine": machine(),
@@ -335,6 +351,17 @@ def main() -> None:
     if args.json:
         skip = ("series", "trials", "machine")
         print(json.dumps({k: v for k, v in result.items() if k not in skip}))
+
+
+def kubelet_floor(real: dict[str, Any] | None) -> dict[str, float] | None:
+    """When the API server showed a killed elector dead, over the crash trials: the floor a
+    takeover at the kubelet's speed can build on."""
+    seen = [
+        t["kubelet_reported_dead"]
+        for t in (real or {}).get("trials", [])
+        if t["mode"] == "crash" and t["kubelet_reported_dead"] is not None
+    ]
+    return summary(seen) if seen else None
 
 
 def ours_fast() -> Callable[[str, str, Path], Any]:

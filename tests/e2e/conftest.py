@@ -2,17 +2,29 @@
 
 Where the operator comes from:
 - by default, the cluster must already run it, installed with `kubectl apply -k manifests/`
-  (as `make kind-e2e` does); the suite fails at once, saying so, if the Deployment
-  haoperator-system/haoperator is missing or not Available. It never falls back to a local
-  operator by itself: a broken installation must not pass as a working one.
+  (as `make kind-e2e` does, and the real-node tier with an overlay of it); the suite fails at
+  once, saying so, if the Deployment haoperator-system/haoperator is missing or not Available.
+  It never falls back to a local operator by itself: a broken installation must not pass as a
+  working one.
 - with HAOPERATOR_E2E_LOCAL_OPERATOR=1, each test runs `haoperator run --namespace <its own>`
   as a local process instead, after installing the CRD: how `make test` exercises this suite
-  on the local control plane, where the operator image cannot run.
+  on the local control plane's kwok nodes, where no container runs.
+
+Where the pods run:
+- by default, wherever the scheduler puts them;
+- with HAOPERATOR_E2E_NODE=<node>, on that node only: every HAService the suite creates gets a
+  nodeSelector for it and tolerates its taints. tests/realnode/test_e2e.py runs the suite so on
+  the local cluster's real node (testenv/node), with the operator installed in the cluster;
+- HAOPERATOR_E2E_IMAGES=OLD=NEW[,OLD=NEW] replaces images in those HAServices, as a kustomize
+  `images:` would, for a node that cannot pull the public ones (the real node has no registry).
 
 Where the nodes are kwok's fake kubelets (pods run no containers), the ha-elector sidecars of
 ActivePassive pods are played by local `haoperator elect` processes, each with a token of the
-elector ServiceAccount the operator made, started and stopped with their pods. On a real
-cluster (kind) the sidecars run in the pods, from the operator's image.
+elector ServiceAccount the operator made, started and stopped with their pods. On nodes that run
+containers (kind, the real node) the sidecars run in the pods, from the operator's image, and
+nothing is played. Where pods really run and the cluster's default StorageClass makes volumes no
+kubelet can mount (the local cluster's: network volumes nobody serves), the claims a test makes
+are bound to hostPath volumes of the suite's own (`volumes`, HostVolumes).
 
 Each test gets a fresh namespace that enforces the `restricted` Pod Security Standard.
 """
@@ -39,9 +51,17 @@ from testenv.harness.cluster import (
 )
 from testenv.harness.electors import ElectorStandIns
 from testenv.harness.operator_process import OperatorProcess
-from tests.e2e.support import OPERATOR, SYSTEM_NAMESPACE, fake_kubelets
+from tests.e2e.support import (
+    OPERATOR,
+    SYSTEM_NAMESPACE,
+    HostVolumes,
+    Placement,
+    fake_kubelets,
+    image_overrides,
+)
 
 LOCAL_OPERATOR = os.environ.get("HAOPERATOR_E2E_LOCAL_OPERATOR") == "1"
+NODE = os.environ.get("HAOPERATOR_E2E_NODE") or None
 Electors = Callable[[str], ElectorStandIns | None]
 
 
@@ -54,6 +74,14 @@ def kubectl() -> Kubectl:
 def installed(api_client: ApiClient, apps: client.AppsV1Api, kubectl: Kubectl) -> None:
     """The CRD, and the operator as the mode says (see the module docstring)."""
     if LOCAL_OPERATOR:
+        if exists(lambda: apps.read_namespaced_deployment(OPERATOR, SYSTEM_NAMESPACE)):
+            pytest.fail(
+                "HAOPERATOR_E2E_LOCAL_OPERATOR=1, but the cluster runs an operator too "
+                f"(Deployment {SYSTEM_NAMESPACE}/{OPERATOR}, for all namespaces): it would fight "
+                "the local ones over this suite's HAServices. Remove it first: "
+                f"`kubectl -n {SYSTEM_NAMESPACE} delete deployment {OPERATOR}`.",
+                pytrace=False,
+            )
         result = kubectl("apply", "--server-side", "--force-conflicts", "-k", str(REPO / "crds"))
         assert result.returncode == 0, result.stderr
     else:
@@ -111,8 +139,33 @@ def operator(installed: None, namespace: str, tmp_path: Path) -> Iterator[Operat
 
 
 @pytest.fixture(scope="session")
+def place(core: client.CoreV1Api) -> Placement:
+    """`place(body)`: the HAService body as the suite creates it (see the module docstring)."""
+    node = None
+    if NODE is not None:
+        try:
+            node = core.read_node(NODE)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            pytest.fail(f"HAOPERATOR_E2E_NODE={NODE}: no such node in the cluster", pytrace=False)
+    return Placement(node, image_overrides(os.environ.get("HAOPERATOR_E2E_IMAGES", "")))
+
+
+@pytest.fixture(scope="session")
 def sidecars_run_in_pods(core: client.CoreV1Api) -> bool:
-    return not fake_kubelets(core)
+    return not fake_kubelets(core, NODE)
+
+
+@pytest.fixture
+def volumes(
+    sidecars_run_in_pods: bool, core: client.CoreV1Api, namespace: str
+) -> Iterator[HostVolumes]:
+    """`volumes(claim, ...)`: before a test makes these claims, volumes its pods can mount where
+    the cluster's own cannot be (see HostVolumes); elsewhere nothing."""
+    made = HostVolumes(core, namespace, needed=sidecars_run_in_pods)
+    yield made
+    made.delete()
 
 
 @pytest.fixture

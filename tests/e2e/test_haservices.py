@@ -13,7 +13,7 @@ from testenv.harness.cluster import REPO, wait_until
 from testenv.harness.electors import ElectorStandIns
 from testenv.harness.operator_process import OperatorProcess
 from tests.e2e.conftest import Electors
-from tests.e2e.support import forbidden_lines
+from tests.e2e.support import HostVolumes, Placement, forbidden_lines, routed
 from tests.integration import haservices as has
 
 QUICKSTART = REPO / "manifests" / "samples" / "quickstart" / "hello.yaml"
@@ -45,19 +45,6 @@ def pods(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any]:
     return {p.metadata.name: p for p in found.items if p.metadata.deletion_timestamp is None}
 
 
-def routed(discovery: client.DiscoveryV1Api, namespace: str, service: str) -> set[str]:
-    """The pods the Service sends traffic to: its EndpointSlices' ready endpoints."""
-    slices = discovery.list_namespaced_endpoint_slice(
-        namespace, label_selector=f"kubernetes.io/service-name={service}"
-    ).items
-    return {
-        e.target_ref.name
-        for s in slices
-        for e in s.endpoints or []
-        if e.target_ref is not None and e.conditions is not None and e.conditions.ready
-    }
-
-
 def reasons(core: client.CoreV1Api, namespace: str, name: str) -> set[str]:
     return {e.reason for e in has.events(core, namespace, name)}
 
@@ -67,10 +54,13 @@ def test_a_load_balanced_service_serves_and_heals(
     operator: OperatorProcess | None,
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
+    place: Placement,
 ) -> None:
     discovery = client.DiscoveryV1Api(core.api_client)
     has.create(
-        custom, namespace, has.haservice("web", "LoadBalanced", **has.EXAMPLES["LoadBalanced"])
+        custom,
+        namespace,
+        place(has.haservice("web", "LoadBalanced", **has.EXAMPLES["LoadBalanced"])),
     )
     all_ready(custom, namespace, "web")
     wait_until(
@@ -114,8 +104,13 @@ def test_a_clustered_service_gets_its_member_back(
     operator: OperatorProcess | None,
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
+    place: Placement,
+    volumes: HostVolumes,
 ) -> None:
-    has.create(custom, namespace, has.haservice("db", "Clustered", **has.EXAMPLES["Clustered"]))
+    volumes("data-db-0", "data-db-1", "data-db-2")
+    has.create(
+        custom, namespace, place(has.haservice("db", "Clustered", **has.EXAMPLES["Clustered"]))
+    )
     all_ready(custom, namespace, "db")
     assert sorted(pods(core, namespace, "db")) == ["db-0", "db-1", "db-2"]
     uid = pods(core, namespace, "db")["db-1"].metadata.uid
@@ -138,12 +133,13 @@ def test_active_passive_fails_over_when_the_active_pod_is_deleted(
     custom: client.CustomObjectsApi,
     core: client.CoreV1Api,
     electors: Electors,
+    place: Placement,
 ) -> None:
     """The README quickstart: the sample, then `kubectl delete pod <active>`."""
     discovery = client.DiscoveryV1Api(core.api_client)
     for document in yaml.safe_load_all(QUICKSTART.read_text()):
         if document["kind"] == "HAService":
-            has.create(custom, namespace, document)
+            has.create(custom, namespace, place(document))
         else:
             core.create_namespaced_config_map(namespace, document)
     stand_ins = electors("hello")

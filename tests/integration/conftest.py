@@ -71,6 +71,15 @@ def crd(api_client: ApiClient, kubectl: Callable[..., subprocess.CompletedProces
         "wait", "--for=condition=Established", "crd/haservices.haoperator.dev", "--timeout=60s"
     )
     assert result.returncode == 0, result.stderr
+    # This tier runs its own operators, one per test namespace; an operator installed in the
+    # cluster (the real-node tier's, watching every namespace) would fight them.
+    installed = kubectl("-n", "haoperator-system", "get", "deployment", "haoperator", "-o", "name")
+    if installed.returncode == 0:
+        pytest.fail(
+            "an operator is installed in the cluster (haoperator-system/haoperator): it would "
+            "reconcile this tier's HAServices too; remove it (kubectl delete -k manifests/)",
+            pytrace=False,
+        )
 
 
 @pytest.fixture

@@ -208,3 +208,18 @@ def test_the_role_label_is_a_level(
     leader: bool, label: str | None, synced: bool, write: str | None
 ) -> None:
     assert role_to_write(leader, label, synced=synced) == write
+
+
+def test_a_pod_being_deleted_gives_the_lease_up_and_never_takes_it() -> None:
+    """A native sidecar hears SIGTERM only after the application exited (its whole grace
+    period, on real pods); meanwhile the Service no longer routes to the terminating pod."""
+    leading_ = decide("a", lease("a"), is_leader=True, last_renew=100, now=100.5, timing=T,
+                      terminating=True)  # fmt: skip
+    assert leading_.action is Action.RELEASE
+    named = decide("a", lease("a"), is_leader=False, last_renew=0, now=100, timing=T,
+                   terminating=True)  # fmt: skip
+    assert named.action is Action.RELEASE  # won but not yet labelled: free it for the others
+    for holder in (None, "b"):
+        standby = decide("a", lease(holder), is_leader=False, last_renew=0, now=500, timing=T,
+                         terminating=True)  # fmt: skip
+        assert standby.action is Action.WAIT

@@ -26,7 +26,9 @@ from haoperator.controller.kube import ApiError, Kube
 
 log = structlog.get_logger("haoperator.informer")
 WATCH_SECONDS = 270
-"""Server-side watch timeout; the client gives up on a silent stream a minute after it."""
+"""Server-side watch timeout."""
+WATCH_GRACE = 60.0
+"""The client gives up on a silent stream a minute after the server should have ended it."""
 MAX_BACKOFF = 30.0
 
 
@@ -100,13 +102,21 @@ class Informer:
 
     def _watch(self, version: str) -> str:
         """Follow changes from `version` until the server ends the watch; the last version."""
-        query = self._query(
-            resourceVersion=version, allowWatchBookmarks="true", timeoutSeconds=str(WATCH_SECONDS)
+        events = self.kube.watch(
+            self.kind,
+            self.namespace,
+            seconds=WATCH_SECONDS,
+            label_selector=self.selector or "",
+            field_selector=self.field_selector or "",
+            version=version,
+            bookmarks=True,
+            grace=WATCH_GRACE,
         )
-        events = self.kube.watch(self.kind, self.namespace, query, timeout=WATCH_SECONDS + 60)
         try:
-            for event in events:
-                version = self._take(event, version)
+            for kind, obj in events:
+                version = (obj.get("metadata") or {}).get("resourceVersion") or version
+                if kind in ("ADDED", "MODIFIED", "DELETED"):
+                    self.on_event(kind, obj)  # BOOKMARK: only the version moves on
                 if self.stop.is_set():
                     break
         except ApiError as exc:
@@ -116,14 +126,3 @@ class Informer:
         finally:
             events.close()
         return version
-
-    def _take(self, event: dict[str, Any], version: str) -> str:
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            if obj.get("code") == 410:
-                raise Gone()
-            raise RuntimeError(f"watch {self.kind}: {obj.get('message')}")
-        version = (obj.get("metadata") or {}).get("resourceVersion") or version
-        if kind in ("ADDED", "MODIFIED", "DELETED"):
-            self.on_event(kind, obj)
-        return version  # BOOKMARK: only the version moves on

@@ -167,40 +167,63 @@ class Kube:
         self,
         kind: str,
         namespace: str | None,
-        query: dict[str, str],
         *,
-        timeout: float,
-    ) -> Generator[dict[str, Any], None, None]:
-        """Follow changes of `kind` (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR events, parsed)
-        until the server ends the watch. Not counted as a request: it lasts minutes. ApiError
-        when the server refuses it (410: the version to resume from is too old). The stream is
-        read chunk by chunk, so an event split across chunks is whole when it is handed over;
-        closing the iterator releases the connection."""
-        _, url, headers, body, _ = self.api.param_serialize(
+        seconds: int = 60,
+        label_selector: str = "",
+        field_selector: str = "",
+        version: str = "",
+        bookmarks: bool = False,
+        grace: float = 15.0,
+    ) -> Generator[tuple[str, dict[str, Any]], None, None]:
+        """Watch events (type, object) as parsed JSON until the server ends the watch after
+        `seconds`; a connection silent for `grace` seconds longer is given up. From `version`
+        when given, with BOOKMARK events (only the version moves) if `bookmarks`. An ERROR event
+        or a refused watch is an ApiError (410: the version to resume from is too old). Not
+        counted as a request: it lasts minutes. Closing the iterator releases the connection.
+        No client models: turning one Pod into the `kubernetes` client's model objects grew a
+        fresh ha-elector by ~80 MB, past its 128 MiB limit (OOMKilled on a real node)."""
+        query = [("watch", "true"), ("timeoutSeconds", str(seconds))]
+        for key, value in (
+            ("labelSelector", label_selector),
+            ("fieldSelector", field_selector),
+            ("resourceVersion", version),
+            ("allowWatchBookmarks", "true" if bookmarks else ""),
+        ):
+            if value:
+                query.append((key, value))
+        method, url, headers, body, _ = self.api.param_serialize(
             "GET",
             RESOURCES[kind].path(namespace),
-            query_params=list({**query, "watch": "true"}.items()),
+            query_params=query,
             header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"],
         )
-        response = self.api.rest_client.pool_manager.request(
-            "GET",
-            url,
-            headers=headers,
-            body=body,
-            preload_content=False,
-            timeout=urllib3.Timeout(connect=min(10.0, timeout), read=timeout),
-        )
+        try:
+            response = self.api.rest_client.pool_manager.request(
+                method,
+                url,
+                headers=headers,
+                body=body,
+                preload_content=False,
+                timeout=urllib3.Timeout(connect=10, read=seconds + grace),
+            )
+        except Exception as exc:  # as `request`: not answered
+            raise ApiError(0, "Unavailable", str(exc)) from exc
         try:
             if response.status != 200:
-                raise ApiError(response.status, "WatchRefused", str(response.data[:300]))
+                raise ApiError(response.status, "", response.data[:500].decode(errors="replace"))
             buffer = b""
             for chunk in response.stream(65536, decode_content=True):
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        raise ApiError(int(obj.get("code") or 0), "", str(obj.get("message")))
+                    yield str(event.get("type")), obj
         finally:
             response.release_conn()
 

@@ -14,7 +14,8 @@ Kept apart from the I/O so the safety rules can be read and tested on their own:
 - only a Lease labelled for this service is ours: another controller's Lease of the same name
   is never written, whatever it says;
 - a free Lease (released on SIGTERM) is taken at once, except that a handover named for another
-  pod (preempt) is left to that pod for two retry periods.
+  pod (preempt) is left to that pod for two retry periods;
+- a pod being deleted gives the Lease up as soon as it sees its deletion, and never takes it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Action(Enum):
     ACQUIRE = "acquire"  # free, expired, or naming us while we do not lead: take it
     RENEW = "renew"  # ours, and a retry period since the last renew: extend it
     STEP_DOWN = "step-down"  # we believed we led, but can no longer be sure
+    RELEASE = "release"  # our pod is being deleted: stand down and free the Lease now
     WAIT = "wait"  # someone else holds a valid Lease, or the Lease is not ours to touch
 
 
@@ -96,9 +98,16 @@ def decide(
     last_renew: float,
     now: float,
     timing: Timing,
+    terminating: bool = False,
 ) -> Decision:
     if is_leader and not leading(is_leader, last_renew, now, timing):
         return Decision(Action.STEP_DOWN, 0.0)
+    if terminating:
+        # Our pod is being deleted: the Service already stopped routing to it (a terminating
+        # endpoint is not ready), and a native sidecar hears SIGTERM only after the application
+        # has exited, which can take its whole grace period. Free the Lease now; never take it.
+        named = lease is not None and not lease.foreign and lease.holder == me
+        return Decision(Action.RELEASE if is_leader or named else Action.WAIT, timing.retry_period)
     if lease is None:
         return Decision(Action.CREATE, timing.retry_period)
     if lease.foreign:

@@ -42,7 +42,14 @@ from haoperator.core.election import (
     role_to_write,
     takeover,
 )
-from haoperator.core.objects import annotations_of, controller, is_ready, labels_of, older
+from haoperator.core.objects import (
+    annotations_of,
+    controller,
+    deleting,
+    is_ready,
+    labels_of,
+    older,
+)
 from haoperator.core.times import epoch, micro_stamp
 from haoperator.core.vocabulary import OPERATOR, Annotation, Label, Role
 
@@ -84,6 +91,7 @@ class Elector:
         self.observed: SeenLease | None = None
         self.own: dict[str, Any] | None = None  # newest copy of our pod: watch, GET or PATCH
         self.own_synced = False  # the pod watch follows it now, so `own` is current
+        self.terminating = False  # our pod is being deleted: release, never acquire
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stop = threading.Event()
@@ -169,7 +177,12 @@ class Elector:
             if pod is not None and _known(pod, old):
                 return
             self.own = pod
-        if _role(pod) != _role(old):
+            gone = pod is not None and deleting(pod)
+            news = gone and not self.terminating
+            self.terminating = self.terminating or gone
+        if news:
+            self.log.info("this pod is being deleted: giving the Lease up")
+        if news or _role(pod) != _role(old):
             self.wake.set()
 
     def read_pod(self) -> None:
@@ -195,11 +208,14 @@ class Elector:
                 last_renew=self.last_renew,
                 now=self.clock(),
                 timing=self.timing,
+                terminating=self.terminating,
             )
         wait = decision.wait
         try:
             if decision.action is Action.STEP_DOWN:
                 self.step_down("renew deadline passed, or the Lease moved on or is not ours")
+            elif decision.action is Action.RELEASE:
+                self.release()
             elif decision.action is Action.CREATE:
                 self.create()
             elif decision.action is Action.ACQUIRE:
@@ -312,7 +328,9 @@ class Elector:
         ):
             return
         if not leading(True, before, self.clock(), self.timing):
-            return  # paused while fencing: the Lease may be another's by now
+            # Paused (or the API server slow) while fencing: the Lease may be another's by now.
+            self._failed("slow", "fencing outlasted the renew deadline: not leading; again")
+            return
         if not self._try(
             f"label {Role.ACTIVE}",
             lambda: self.label(Role.ACTIVE),
@@ -321,8 +339,14 @@ class Elector:
             return
         with self.lock:
             if not leading(True, before, self.clock(), self.timing):
-                return  # the label took too long: keep_role takes it back, the next step retries
-            self.is_leader, self.last_renew = True, before
+                slow = True  # the label took too long: keep_role takes it back; retried
+            else:
+                slow = False
+                self.is_leader, self.last_renew = True, before
+        if slow:
+            self._failed("slow", "labelling outlasted the renew deadline: not leading; again")
+            return
+        self._recovered("slow", "fenced and labelled within the renew deadline")
         self.log.info("leader elected", previous=previous)
 
     def _try(self, what: str, action: Callable[[], object], message: str) -> bool:
@@ -484,15 +508,17 @@ class Elector:
         The read timeout outlasts the server's own end of the watch, so a connection that died
         silently is noticed instead of leaving a copy believed current forever."""
         what = kind.lower()
-        query = {"fieldSelector": f"metadata.name={name}", "timeoutSeconds": str(WATCH_SECONDS)}
         while not self.stop.is_set():
             try:
                 read()
                 self._recovered(f"{what} watch", f"{what} watch works again")
-                events = self.kube.watch(kind, self.namespace, query, timeout=WATCH_SECONDS + 15)
+                events = self.kube.watch(
+                    kind, self.namespace, field_selector=f"metadata.name={name}",
+                    seconds=WATCH_SECONDS,
+                )  # fmt: skip
                 try:
-                    for event in events:
-                        self._take_event(event, take)
+                    for type_, obj in events:
+                        take(None if type_ == "DELETED" else obj)
                         if self.stop.is_set():
                             break
                 finally:
@@ -502,16 +528,6 @@ class Elector:
                     lost()
                 self._failed(f"{what} watch", f"{what} watch failed; retrying", exc)
                 self.stop.wait(self.timing.retry_period)
-
-    @staticmethod
-    def _take_event(event: dict[str, Any], take: Callable[[dict[str, Any] | None], None]) -> None:
-        kind, obj = event.get("type"), event.get("object") or {}
-        if kind == "ERROR":
-            raise ApiError(int(obj.get("code") or 0), "WatchError", str(obj.get("message")))
-        if kind == "DELETED":
-            take(None)
-        elif kind in ("ADDED", "MODIFIED"):
-            take(obj)
 
     def read_lease_first(self) -> None:
         """Act on the Lease only once it has been read: until then no copy would mean "missing",
@@ -526,7 +542,10 @@ class Elector:
                 self.stop.wait(self.timing.retry_period)
 
     def run(self) -> None:
-        self.keep_role()  # standby until elected
+        # No relabelling before the first step: a restarted elector whose Lease still names it
+        # (the kubelet restarts a killed sidecar within a second) takes it back with its label
+        # untouched; unlabelling first took a healthy pod out of the Service for that time. The
+        # first step's keep_role labels the pod whatever the Lease makes it.
         self.read_lease_first()
         while not self.stop.is_set():
             # Clear before acting, not after: a Lease change seen while this step runs (a
