@@ -6,6 +6,8 @@ from typing import Any
 
 from kubernetes import client
 
+from testenv.harness.cluster import wait_until
+
 GROUP, VERSION, PLURAL = "haoperator.dev", "v1alpha1", "haservices"
 RESTRICTED = {
     "runAsNonRoot": True,
@@ -92,6 +94,18 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
         if c.get("type") == type_:
             return dict(c)
     return {}
+
+
+def ready_because(
+    custom: client.CustomObjectsApi, namespace: str, name: str, reason: str, timeout: float = 30
+) -> dict[str, Any]:
+    """Wait until the HAService's Ready condition has `reason`; that condition."""
+
+    def found() -> dict[str, Any]:
+        ready = condition(get(custom, namespace, name), "Ready")
+        return ready if ready.get("reason") == reason else {}
+
+    return dict(wait_until(found, timeout=timeout, what=f"{name}: Ready reason {reason}"))
 
 
 def is_ready(custom: client.CustomObjectsApi, namespace: str, name: str) -> bool:

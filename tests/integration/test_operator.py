@@ -349,11 +349,7 @@ def test_invalid_template_is_reported_with_the_servers_message_and_backs_off(
     ]
     has.create(custom, namespace, body)
 
-    def invalid() -> dict[str, Any]:
-        ready = has.condition(has.get(custom, namespace, "broken"), "Ready")
-        return ready if ready.get("reason") == "InvalidSpec" else {}
-
-    ready = wait_until(invalid, timeout=30, what="Ready=False InvalidSpec")
+    ready = has.ready_because(custom, namespace, "broken", "InvalidSpec")
     assert ready["status"] == "False"
     assert "volumeMounts[0].name" in ready["message"]
     assert "Not found" in ready["message"]
@@ -568,11 +564,7 @@ def test_a_field_the_api_server_does_not_know_is_reported_not_retried_in_silence
     body["spec"]["template"]["spec"]["fooBar"] = 1
     has.create(custom, namespace, body)
 
-    def invalid() -> dict[str, Any]:
-        ready = has.condition(has.get(custom, namespace, "odd"), "Ready")
-        return ready if ready.get("reason") == "InvalidSpec" else {}
-
-    ready = wait_until(invalid, timeout=30, what="Ready=False InvalidSpec")
+    ready = has.ready_because(custom, namespace, "odd", "InvalidSpec")
     assert ".spec.template.spec.fooBar: field not declared in schema" in ready["message"]
     event = wait_until(
         lambda: has.events(core, namespace, "odd", "InvalidSpec"), timeout=10, what="event"

@@ -207,12 +207,7 @@ def test_a_replica_count_above_the_operators_limit_is_refused_and_nothing_is_mad
     ).start()
     try:
         has.create(custom, namespace, has.haservice("web", "LoadBalanced", replicas=4))
-        wait_until(
-            lambda: ready_reason(custom, namespace, "web") == "ReplicasAboveLimit",
-            timeout=30,
-            what="Ready=False ReplicasAboveLimit",
-        )
-        message = has.condition(has.get(custom, namespace, "web"), "Ready")["message"]
+        message = has.ready_because(custom, namespace, "web", "ReplicasAboveLimit")["message"]
         assert "spec.replicas 4 is above this operator's limit of 3" in message
         event = wait_until(
             lambda: has.events(core, namespace, "web", "ReplicasAboveLimit"), timeout=15, what="ev"
@@ -225,7 +220,3 @@ def test_a_replica_count_above_the_operators_limit_is_refused_and_nothing_is_mad
         assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 3
     finally:
         assert process.stop() == 0
-
-
-def ready_reason(custom: client.CustomObjectsApi, namespace: str, name: str) -> str | None:
-    return has.condition(has.get(custom, namespace, name), "Ready").get("reason")

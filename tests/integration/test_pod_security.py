@@ -150,11 +150,7 @@ def test_pods_that_cannot_be_created_say_why_on_the_haservice(
     del body["spec"]["template"]["spec"]["containers"][0]["securityContext"]
     has.create(custom, namespace, body)
 
-    def said() -> dict[str, Any]:
-        ready = has.condition(has.get(custom, namespace, "rooted"), "Ready")
-        return ready if ready.get("reason") == "PodsCannotBeCreated" else {}
-
-    ready = wait_until(said, timeout=60, what="Ready=False PodsCannotBeCreated")
+    ready = has.ready_because(custom, namespace, "rooted", "PodsCannotBeCreated", timeout=60)
     assert 'violates PodSecurity "restricted:latest"' in ready["message"]
     degraded = has.condition(has.get(custom, namespace, "rooted"), "Degraded")
     assert (degraded["status"], degraded["reason"]) == ("True", "PodsCannotBeCreated")
@@ -184,11 +180,7 @@ def test_pods_the_scheduler_cannot_place_say_why_on_the_haservice(
     body = has.haservice("db", "Clustered", replicas=1, clustered={"volumeClaimTemplates": [claim]})
     has.create(custom, namespace, body)
 
-    def said() -> dict[str, Any]:
-        ready = has.condition(has.get(custom, namespace, "db"), "Ready")
-        return ready if ready.get("reason") == "PodsUnschedulable" else {}
-
-    ready = wait_until(said, timeout=60, what="Ready=False PodsUnschedulable")
+    ready = has.ready_because(custom, namespace, "db", "PodsUnschedulable", timeout=60)
     assert "pod db-0:" in ready["message"]
     assert "PersistentVolumeClaims" in ready["message"]
     assert (
