@@ -257,14 +257,23 @@ def main() -> None:
     parser.add_argument(
         "--series",
         default="",
-        help="comma-separated subset of ours_5s,ours_2s,baseline_5s,baseline_15s (default: all)",
+        help="comma-separated subset of ours_5s,ours_2s,baseline_5s,baseline_15s (default: all; "
+        "none: only --real-node)",
     )
     parser.add_argument(
         "--real-node",
         action="store_true",
         help="add the series on the local cluster's real node: real ha-elector sidecars in real "
-        "pods (graceful: kubectl delete pod; crash: SIGKILL of the elector process), --trials each",
+        "pods (graceful: kubectl delete pod; crash: SIGKILL of the elector process; unhealthy: the "
+        "active application not ready), --trials each",
     )
+    parser.add_argument(
+        "--freeze-trials",
+        type=int,
+        default=0,
+        help="with --real-node: trials that freeze the API server (SIGSTOP) for --freeze-seconds",
+    )
+    parser.add_argument("--freeze-seconds", type=float, default=60.0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     api_client = api()
@@ -295,7 +304,7 @@ def main() -> None:
         "baseline_5s": ("base5", baseline(5, 3, 1), args.baseline_trials or args.trials),
         "baseline_15s": ("base15", baseline(15, 10, 2), args.baseline_default_trials),
     }
-    chosen = args.series.split(",") if args.series else list(plans)
+    chosen = [] if args.series == "none" else args.series.split(",") if args.series else list(plans)
     if unknown := set(chosen) - set(plans):
         parser.error(f"unknown series {sorted(unknown)}; choose from {sorted(plans)}")
     install_crd()
@@ -309,6 +318,7 @@ def main() -> None:
         series["real_node_5s"] = run_real_node_series(
             api_client, core, custom, args.trials, tmp,
             route_watcher=RouteWatcher, lease_watcher=LeaseWatcher,
+            freeze_trials=args.freeze_trials, freeze_seconds=args.freeze_seconds,
         )  # fmt: skip
     table = {
         name: {mode: summary(values) for mode, values in s.items() if mode != "trials"}
@@ -334,6 +344,8 @@ def main() -> None:
         "clientgo_defaults_crash_p99": cell("baseline_15s", "crash", "p99"),
         "real_node_graceful_p99": cell("real_node_5s", "graceful", "p99"),
         "real_node_crash_p99": cell("real_node_5s", "crash", "p99"),
+        "real_node_unhealthy_p99": cell("real_node_5s", "unhealthy", "p99"),
+        "real_node_freeze_seconds_without_a_leader_max": cell("real_node_5s", "freeze", "max"),
         "real_node_kubelet_reported_dead": kubelet_floor(series.get("real_node_5s")),
         "series": table,
         "trials": {name: s["trials"] for name, s in series.items()},

@@ -2,9 +2,14 @@
 
 Graceful: `kubectl delete pod` of the active pod (the kubelet sends SIGTERM; the elector releases
 the Lease). Crash: SIGKILL of the active pod's elector process, found through the node's
-containerd (the kubelet restarts the sidecar; whichever elector leads next, the service is
-without an answering leader until then), then the crashed pod is replaced by a fresh one so the
-kubelet's crash back-off never builds up.
+containerd (the kubelet reports it dead and restarts the sidecar; the standby takes over on the
+kubelet's word), then the crashed pod is replaced by a fresh one so the kubelet's crash back-off
+never builds up. Unhealthy: the active pod's application turns not ready (its readiness file
+removed; the kubelet's probe notices within a second); measured from the moment the API server
+shows it not ready, to the Service routing to the other pod alone, answering 200. Freeze: the
+API server stopped (SIGSTOP) for `freeze_seconds`, then resumed; the pods' GET /leader polled
+from the node every 50 ms: a trial reports whether the active pod changed and how long no pod
+answered 200 (the failsafe's whole point is 0).
 
 A trial's seconds run from the signal until the Service routes to exactly one pod whose elector
 answers 200 on GET /leader (the host reaches pod IPs): the time the service had no active,
@@ -15,11 +20,12 @@ and which pod led afterwards.
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import subprocess
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -28,7 +34,8 @@ from typing import Any
 from kubernetes import client, watch
 
 from bench.common import new_namespace
-from testenv.harness.cluster import REPO, wait_until
+from testenv.harness.cluster import REPO, kubeconfig_path, kubectl_binary, wait_until
+from testenv.harness.electors import leader_status
 from testenv.harness.operator_process import OperatorProcess
 
 TESTENV = REPO / "testenv"
@@ -37,6 +44,15 @@ REAL_NODE_KEY = "haoperator.dev/real-node"
 IMAGE = "localhost/haoperator:local"
 ELECTOR = "ha-elector"
 NAME = "vip"
+
+
+READY_PATH = "/ready"
+SERVE_WHILE_READY = (
+    "import pathlib, runpy, sys; pathlib.Path('/tmp/ready').touch(); "
+    "sys.argv = ['http.server', '8080', '--directory', '/tmp']; "
+    "runpy.run_module('http.server', run_name='__main__')"
+)
+"""A web server over /tmp that starts ready: its readiness probe asks for /tmp/ready."""
 
 
 def load_image() -> str:
@@ -61,9 +77,13 @@ def haservice(lease: int, renew: int, retry: int) -> dict[str, Any]:
     app = {
         "name": "app",
         "image": IMAGE,
-        "command": ["/venv/bin/python", "-m", "http.server", "8080", "--directory", "/tmp"],
+        "command": ["/venv/bin/python", "-c", SERVE_WHILE_READY],
         "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {"tcpSocket": {"port": "http"}, "periodSeconds": 1},
+        "readinessProbe": {
+            "httpGet": {"path": READY_PATH, "port": "http"},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+        },
         "securityContext": restricted,
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
@@ -105,6 +125,8 @@ class PodWatcher:
         self.pods: dict[str, dict[str, Any]] = {}
         self.history: list[tuple[float, str, int, bool]] = []
         """Every update: (when, pod, elector restart count, elector terminated)."""
+        self.unready: list[tuple[float, str]] = []
+        """Every update showing a pod's application not ready: (when, pod)."""
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._watch = watch.Watch()
@@ -136,6 +158,8 @@ class PodWatcher:
             status = elector_status(pod) or {}
             terminated = bool((status.get("state") or {}).get("terminated"))
             self.history.append((now, name, int(status.get("restartCount") or 0), terminated))
+            if not app_ready(pod):
+                self.unready.append((now, name))
 
     def elector_dead(self, name: str, restarts: int, since: float) -> float | None:
         """When the API server first showed the pod's elector dead after `since`: terminated,
@@ -149,6 +173,11 @@ class PodWatcher:
                 ),
                 None,
             )
+
+    def app_unready(self, name: str, since: float) -> float | None:
+        """When the API server first showed the pod's application not ready after `since`."""
+        with self.lock:
+            return next((at for at, pod in self.unready if pod == name and at >= since), None)
 
     def ip(self, name: str) -> str | None:
         with self.lock:
@@ -173,6 +202,26 @@ class PodWatcher:
         self._watch.stop()
 
 
+def app_ready(pod: dict[str, Any]) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any(s.get("name") == "app" and s.get("ready") for s in statuses)
+
+
+def set_ready(namespace: str, pod: str, ready: bool) -> None:
+    """Create or remove the application's readiness file (`kubectl exec`)."""
+    code = (
+        "import pathlib; pathlib.Path('/tmp/ready').touch()"
+        if ready
+        else "import pathlib; pathlib.Path('/tmp/ready').unlink()"
+    )
+    subprocess.run(
+        [kubectl_binary(), "--kubeconfig", str(kubeconfig_path()), "-n", namespace, "exec", pod,
+         "-c", "app", "--",
+         "/venv/bin/python", "-c", code],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
 def elector_status(pod: dict[str, Any]) -> dict[str, Any] | None:
     statuses = (pod.get("status") or {}).get("initContainerStatuses") or []
     return next((s for s in statuses if s.get("name") == ELECTOR), None)
@@ -180,15 +229,7 @@ def elector_status(pod: dict[str, Any]) -> dict[str, Any] | None:
 
 def leader_answer(ip: str | None, port: int = 8099) -> int:
     """GET /leader of the pod's elector from the host: 200, 503, or 0 (not answering)."""
-    if not ip:
-        return 0
-    try:
-        with urllib.request.urlopen(f"http://{ip}:{port}/leader", timeout=0.5) as answer:
-            return int(answer.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError:
-        return 0
+    return leader_status(ip, port, timeout=0.5)
 
 
 def elector_pid(pod: dict[str, Any]) -> int:
@@ -205,6 +246,42 @@ def elector_pid(pod: dict[str, Any]) -> int:
         if task == container:
             return int(pid)
     raise RuntimeError(f"no containerd task for {ELECTOR} of {pod['metadata']['name']}")
+
+
+API_SERVER_PID = (
+    REPO / ".testenv" / "kwok" / "clusters" / "haoperator" / "pids" / "kube-apiserver.pid"
+)
+
+
+def freeze_trial(
+    ips: dict[str, str | None], leader: str, seconds: float
+) -> tuple[float, bool, bool]:
+    """Freeze the API server for `seconds` and 20 s after it resumed, poll /leader of each pod:
+    (seconds no pod answered 200, whether two ever did at once, whether the leader changed)."""
+    pid = int(API_SERVER_PID.read_text().split()[0])
+    dark, both, last = 0.0, False, leader
+    os.kill(pid, signal.SIGSTOP)
+    began = time.monotonic()
+    resumed = False
+    try:
+        previous = began
+        while time.monotonic() < began + seconds + 20:
+            if not resumed and time.monotonic() >= began + seconds:
+                os.kill(pid, signal.SIGCONT)
+                resumed = True
+            leading = [name for name, ip in ips.items() if leader_answer(ip) == 200]
+            now = time.monotonic()
+            if not leading:
+                dark += now - previous
+            both = both or len(leading) > 1
+            if len(leading) == 1:
+                last = leading[0]
+            previous = now
+            time.sleep(0.05)
+    finally:
+        if not resumed:
+            os.kill(pid, signal.SIGCONT)
+    return dark, both, last != leader
 
 
 def serving_other(serving: Callable[[], str | None], not_: str | None) -> str | None:
@@ -225,6 +302,8 @@ def run_real_node_series(
     timing: tuple[int, int, int] = (5, 3, 1),
     route_watcher: Any = None,
     lease_watcher: Any = None,
+    freeze_trials: int = 0,
+    freeze_seconds: float = 60.0,
 ) -> dict[str, Any]:
     """Graceful and crash series on real pods; `route_watcher`/`lease_watcher` are the
     classes failover.py measures the local series with."""
@@ -240,7 +319,9 @@ def run_real_node_series(
     pods = PodWatcher(api_client, namespace)
     routes = route_watcher(api_client, namespace, NAME)
     leases = lease_watcher(api_client, namespace, NAME)
-    results: dict[str, list[float]] = {"graceful": [], "crash": []}
+    results: dict[str, list[float]] = {"graceful": [], "crash": [], "unhealthy": []}
+    if freeze_trials:
+        results["freeze"] = []
     log: list[dict[str, Any]] = []
     try:
         custom.create_namespaced_custom_object(
@@ -255,7 +336,7 @@ def run_real_node_series(
             (pod,) = routed
             return pod if leader_answer(pods.ip(pod)) == 200 else None
 
-        for mode in ("graceful", "crash"):
+        for mode in ("graceful", "crash", "unhealthy"):
             for _ in range(trials):
                 wait_until(
                     lambda: len(pods.ready()) == 2, timeout=180, what="two ready pods", interval=0.2
@@ -270,15 +351,20 @@ def run_real_node_series(
                 began = time.monotonic()
                 if mode == "graceful":
                     core.delete_namespaced_pod(leader, namespace)
-                else:
+                elif mode == "crash":
                     subprocess.run(["kill", "-KILL", str(elector_pid(pod))], check=True)
+                else:
+                    set_ready(namespace, leader, False)
                 new = wait_until(
                     partial(serving_other, serving, None if mode == "crash" else leader),
                     timeout=120,
                     what="a serving leader again",
                     interval=0.005,
                 )
-                seconds = time.monotonic() - began
+                ended = time.monotonic()
+                if mode == "unhealthy":  # from the kubelet's report, not from our exec
+                    began = pods.app_unready(leader, began) or began
+                seconds = ended - began
                 results[mode].append(seconds)
                 dead = pods.elector_dead(leader, restarts, began)
                 taken = leases.held_by(new, began) if new != leader else None
@@ -293,6 +379,8 @@ def run_real_node_series(
                         "leader_after": "same pod" if new == leader else "the standby",
                     }
                 )
+                if mode == "unhealthy":
+                    set_ready(namespace, leader, True)  # a ready standby for the next
                 if mode == "crash":
                     core.delete_namespaced_pod(leader, namespace)  # a fresh pod for the next
                     wait_until(
@@ -301,6 +389,25 @@ def run_real_node_series(
                         what="the crashed pod going",
                         interval=0.2,
                     )
+        for _ in range(freeze_trials):
+            wait_until(
+                lambda: len(pods.ready()) == 2, timeout=300, what="two ready pods", interval=0.2
+            )
+            leader = wait_until(
+                serving, timeout=300, what="one routed, answering leader", interval=0.05
+            )
+            ips = {name: pods.ip(name) for name in pods.ready()}
+            dark, both, changed = freeze_trial(ips, leader, freeze_seconds)
+            results["freeze"].append(dark)
+            log.append(
+                {
+                    "mode": "freeze",
+                    "freeze_seconds": freeze_seconds,
+                    "seconds_without_a_leader": round(dark, 3),
+                    "two_leaders_seen": both,
+                    "leader_after": "the standby" if changed else "same pod",
+                }
+            )
         assert routes.most_at_once() <= 1, "real node: the Service routed to two pods"
         return {**results, "trials": log}
     finally:

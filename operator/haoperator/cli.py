@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import yaml
 from pydantic import ValidationError
 
-from haoperator import __version__
+from haoperator import __version__, switchover_cli
 from haoperator.api import GROUP, HAService
 from haoperator.api.base import DNS_1123_LABEL, PATTERN_MEANINGS
 from haoperator.api.crd import crd_yaml
@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run.add_parser(commands)
     elect.add_parser(commands)
+    switchover_cli.add_parser(commands)
     _add_import_parser(commands)
     return parser
 

@@ -29,6 +29,19 @@ from testenv.harness.cluster import REPO, free_port, kubeconfig_path
 SIDECAR = "ha-elector"
 
 
+def leader_status(host: str | None, port: int, timeout: float = 1.0) -> int:
+    """GET /leader of an elector: 200 when it leads, 503 when not, 0 when it does not answer."""
+    if not host:
+        return 0
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/leader", timeout=timeout) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
 class ElectorProcess:
     """`haoperator elect <args> --pod POD --namespace NS` on a free local port."""
 
@@ -60,13 +73,7 @@ class ElectorProcess:
 
     def leader(self) -> int:
         """GET /leader: 200 when this elector leads, 503 otherwise (0: not answering)."""
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/leader", timeout=1) as r:
-                return int(r.status)
-        except urllib.error.HTTPError as exc:
-            return int(exc.code)
-        except OSError:
-            return 0
+        return leader_status("127.0.0.1", self.port)
 
     def running(self) -> bool:
         return self.proc.poll() is None

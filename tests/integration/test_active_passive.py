@@ -156,7 +156,10 @@ def test_one_active_pod_and_graceful_handover(
     assert pair.electors[first].proc.wait(timeout=10) == 0
     assert pair.role(first) == "standby"
     wait_until(
-        lambda: status(custom, namespace).get("activePod") == second,
+        lambda: (
+            status(custom, namespace).get("activePod") == second
+            and status(custom, namespace).get("lastFailover")
+        ),
         timeout=15,
         what="status follows",
     )
@@ -164,6 +167,7 @@ def test_one_active_pod_and_graceful_handover(
     assert st["failovers"] == 1
     assert st["lastFailover"]["from"] == first
     assert st["lastFailover"]["to"] == second
+    assert st["lastFailover"]["reason"] == "ElectorStopped"
     event = wait_until(
         lambda: has.events(core, namespace, NAME, "FailoverCompleted"), timeout=15, what="event"
     )

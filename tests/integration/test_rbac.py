@@ -83,7 +83,6 @@ def can_i(kubectl: Kubectl, *args: str) -> bool:
         ("create", "pods", "-n", "default"),
         ("update", "deployments.apps", "-n", "default"),
         ("update", "haservices.haoperator.dev", "-n", "default"),
-        ("patch", "haservices.haoperator.dev", "-n", "default"),
         ("delete", "haservices.haoperator.dev", "-n", "default"),
         ("create", "clusterroles.rbac.authorization.k8s.io"),
         ("escalate", "roles.rbac.authorization.k8s.io", "-n", "default"),
@@ -112,6 +111,8 @@ def test_the_service_account_may_do_what_the_operator_does(
     for request_ in [
         ("watch", "haservices.haoperator.dev", "-A"),
         ("patch", "haservices.haoperator.dev", "--subresource=status", "-n", "default"),
+        # a switchover request's annotations (core/switchover.py)
+        ("patch", "haservices.haoperator.dev", "-n", "default"),
         ("create", "deployments.apps", "-n", "default"),
         ("delete", "statefulsets.apps", "-n", "default"),
         ("patch", "poddisruptionbudgets.policy", "-n", "default"),

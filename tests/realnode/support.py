@@ -3,13 +3,18 @@ containerd, and pods that ask to run there."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import re
+import signal
 import ssl
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +23,7 @@ import yaml
 from kubernetes import client
 
 from testenv.harness.cluster import REAL_NODE, REAL_NODE_KEY, REPO, make_kubectl, wait_until
-from testenv.harness.electors import RouteWatcher
+from testenv.harness.electors import RouteWatcher, leader_status
 
 TESTENV = REPO / "testenv"
 __all__ = ["REAL_NODE", "REAL_NODE_KEY"]  # the tests of this tier take them from here
@@ -423,3 +428,45 @@ def assert_restricted(core: client.CoreV1Api, namespace: str) -> None:
     assert "violates PodSecurity" in str(refusal.body), refusal.body
     refused = core.list_namespaced_event(namespace, field_selector="reason=FailedCreate").items
     assert [e.message for e in refused] == []
+
+
+# -- the API server, as a fault -------------------------------------------------------------------
+
+API_SERVER_PID = (
+    REPO / ".testenv" / "kwok" / "clusters" / "haoperator" / "pids" / "kube-apiserver.pid"
+)
+
+
+@contextlib.contextmanager
+def frozen_api_server() -> Iterator[None]:
+    """The local cluster's kube-apiserver stopped (SIGSTOP) for the block, then resumed: its
+    connections stay open and answer nothing, as a hung control plane's do."""
+    pid = int(API_SERVER_PID.read_text().split()[0])
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def cut_from_api_server(namespace: str, pod: str, container: str) -> Iterator[None]:
+    """`pod` alone cannot reach the API server for the block: a firewall rule in its network
+    namespace (entered through `container`'s process on the node) drops what it sends to the
+    `kubernetes` Service; everything else, its peers included, still reaches it."""
+    _, pid = runtime_process(namespace, pod, container)
+    rule = ["-d", KUBERNETES_SERVICE_IP, "-p", "tcp", "--dport", "443", "-j", "DROP"]
+    netns = ["nsenter", "-t", str(pid), "-n", "iptables"]
+    subprocess.run([*netns, "-I", "OUTPUT", *rule], check=True, capture_output=True)
+    try:
+        yield
+    finally:
+        subprocess.run([*netns, "-D", "OUTPUT", *rule], check=False, capture_output=True)
+
+
+KUBERNETES_SERVICE_IP = "10.96.0.1"  # the local cluster's `kubernetes` Service (first of its range)
+
+
+def leader_answer(ip: str, port: int = 8099) -> int:
+    """GET /leader of a pod's elector, from the node: 200, 503, or 0 (no answer in a second)."""
+    return leader_status(ip, port)

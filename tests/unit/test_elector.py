@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from haoperator.controller.kube import ApiError, Kube
-from haoperator.core.election import Timing
+from haoperator.core.election import PeerAnswer, Timing
 from haoperator.sidecar.elector import Elector
 
 SERVICE = "haoperator.dev/service"
@@ -64,7 +64,10 @@ class FakeApi(Kube):
                 "spec": {"holderIdentity": holder, "leaseDurationSeconds": 5, "renewTime": LOST_AT},
             }
         self.pods: dict[str, dict[str, Any]] = {
-            name: {"metadata": {"name": name, "resourceVersion": "1", "labels": {SERVICE: "vip"}}}
+            name: {
+                "metadata": {"name": name, "resourceVersion": "1", "labels": {SERVICE: "vip"}},
+                "status": status(ready=True),
+            }
             for name in ("me", "other")
         }
         self.puts: list[dict[str, Any]] = []
@@ -84,9 +87,9 @@ class FakeApi(Kube):
         self.refused.pop((method, path), None)
 
     def follow(self, elector: Elector) -> None:
-        """Start the elector's pod watch: a read, then every change of its pod."""
+        """Start the elector's pod watch: a list, then every change of the service's pods."""
         self.followers.append(elector)
-        elector.read_pod()
+        elector.read_pods()
 
     def set_role(self, pod: str, role: str | None) -> None:
         """Someone else (kubectl, a rogue writer) sets or removes a pod's role label."""
@@ -122,10 +125,20 @@ class FakeApi(Kube):
         else:
             meta["labels"][ROLE] = role
         meta["resourceVersion"] = self._next()
-        for elector in self.followers:
-            if elector.pod == pod:
-                elector.observe_pod(copy.deepcopy(self.pods[pod]))
+        self.changed(pod)
         return copy.deepcopy(self.pods[pod])
+
+    def set_status(self, pod: str, **how: Any) -> None:
+        """The kubelet reports the pod's containers (see `status`)."""
+        with self.lock:
+            self.pods[pod]["status"] = status(**how)
+            self.pods[pod]["metadata"]["resourceVersion"] = self._next()
+        self.changed(pod)
+
+    def changed(self, pod: str) -> None:
+        """Feed every following elector the pod's new copy, as their pod watches would."""
+        for elector in self.followers:
+            elector.observe_pod(copy.deepcopy(self.pods[pod]))
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -167,6 +180,10 @@ class FakeApi(Kube):
             self.lease["metadata"]["resourceVersion"] = self._next()
             return copy.deepcopy(self.lease)
 
+    def list_page(self, kind: str, namespace: str | None, query: dict[str, str]) -> dict[str, Any]:
+        items = [copy.deepcopy(pod) for pod in self.pods.values()]  # the watch's list
+        return {"metadata": {"resourceVersion": str(self.version)}, "items": items}
+
     def list(self, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]:
         assert kind == "Pod"
         if ("GET", PODS) in self.refused:
@@ -177,6 +194,17 @@ class FakeApi(Kube):
             for pod in self.pods.values()
             if all(pod["metadata"]["labels"].get(k) == v for k, v in wanted.items())
         ]
+
+
+def status(ready: bool = True, elector: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A pod's container statuses: the application `ready` or not; the ha-elector's state
+    (default: running since long before any elector of these tests started)."""
+    return {
+        "initContainerStatuses": [
+            {"name": "ha-elector", "state": elector or {"running": {"startedAt": LOST_AT}}}
+        ],
+        "containerStatuses": [{"name": "app", "ready": ready}],
+    }
 
 
 class Logs:
@@ -343,8 +371,8 @@ def test_a_refused_fence_keeps_the_lease_but_not_the_lead_until_it_is_permitted(
     assert not me.leader_now()
     assert (api.role("me"), api.role("other")) == ("standby", "active")
     assert won["spec"]["leaseTransitions"] == 1
-    failover = json.loads(won["metadata"]["annotations"]["haoperator.dev/last-failover"])
-    assert (failover["from"], failover["to"]) == ("other", "me")
+    # The failover is recorded once this pod serves, not at the Lease write.
+    assert "haoperator.dev/last-failover" not in won["metadata"]["annotations"]
 
     for _ in range(5):
         clock.now += 1
@@ -363,6 +391,10 @@ def test_a_refused_fence_keeps_the_lease_but_not_the_lead_until_it_is_permitted(
     assert me.leader_now()
     assert (api.role("me"), api.role("other")) == ("active", "standby")
     assert api.lease["spec"]["leaseTransitions"] == 1
+    clock.now += 1
+    me.step()  # the first renew records the failover, measured to when it began serving
+    failover = json.loads(api.lease["metadata"]["annotations"]["haoperator.dev/last-failover"])
+    assert (failover["from"], failover["to"], failover["reason"]) == ("other", "me", "LeaseExpired")
 
 
 def test_a_refused_label_at_the_win_leaves_it_not_leading() -> None:
@@ -507,7 +539,9 @@ def test_taking_back_its_own_lease_is_no_transition() -> None:
     spec = api.lease["spec"]
     assert (spec["leaseTransitions"], spec["acquireTime"]) == (3, LOST_AT)
     assert spec["renewTime"] != LOST_AT
-    assert api.lease["metadata"]["annotations"] == {"haoperator.dev/last-failover": record}
+    annotations = api.lease["metadata"]["annotations"]
+    assert annotations["haoperator.dev/last-failover"] == record
+    assert float(annotations["haoperator.dev/holder-started"]) == pytest.approx(me.started)
 
 
 # -- only our own Lease ----------------------------------------------------------------------------
@@ -662,3 +696,266 @@ def test_a_restarted_elector_takes_its_lease_back_without_unlabelling_its_pod() 
     runner.join(5)
     # Taken back as it was; `standby` only for the release when it stops at the end.
     assert roles[0] == "active", roles
+
+
+# -- the role follows the application; takeover at the kubelet's speed ---------------------------
+
+
+def annotations(api: FakeApi) -> dict[str, str]:
+    assert api.lease is not None
+    return dict(api.lease["metadata"].get("annotations") or {})
+
+
+def test_a_leader_whose_application_fails_hands_over_to_the_ready_standby() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    api.set_status("me", ready=False)
+    me.step()
+    assert not me.leader_now()
+    assert api.role("me") == "standby"
+    assert api.lease is not None
+    assert api.lease["spec"]["holderIdentity"] is None
+    assert annotations(api)["haoperator.dev/handover-to"] == "other"
+    assert annotations(api)["haoperator.dev/release-reason"] == "ApplicationUnhealthy"
+
+    other = watched(api, clock, "other")  # the standby takes it and records why
+    other.step()
+    assert other.leader_now()
+    clock.now += 1
+    other.step()
+    record = json.loads(annotations(api)["haoperator.dev/last-failover"])
+    assert (record["from"], record["to"], record["reason"]) == (
+        "me",
+        "other",
+        "ApplicationUnhealthy",
+    )
+    assert "haoperator.dev/handover-to" not in annotations(api)
+    me.step()  # the old leader, still unhealthy, does not take it back
+    assert not me.leader_now()
+
+
+def test_with_no_ready_pod_the_leader_keeps_the_role() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    api.set_status("other", ready=False)
+    api.set_status("me", ready=False)
+    for _ in range(30):
+        clock.now += 1
+        me.step()
+        assert me.leader_now()
+    assert api.lease is not None
+    assert api.lease["spec"]["holderIdentity"] == "me"
+    assert api.role("me") == "active"
+
+
+def test_an_unhealthy_standby_does_not_take_a_free_lease_from_a_ready_one() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    api.set_status("me", ready=False)
+    me = watched(api, clock)
+    me.step()
+    assert not me.leader_now()
+    assert api.puts == []
+    api.set_status("other", ready=False)  # nobody better: someone must hold it
+    clock.now += 1
+    me.step()
+    assert me.leader_now()
+
+
+def test_a_holder_whose_elector_the_kubelet_reports_dead_is_replaced_at_once() -> None:
+    clock = Clock()
+    api = FakeApi(holder="other", clock=clock)
+    assert api.lease is not None
+    api.lease["metadata"]["annotations"] = {"haoperator.dev/holder-started": "1796169600.5"}
+    api.set_role("other", "active")
+    me = watched(api, clock)
+    me.step()
+    assert not me.leader_now()  # the holder's elector runs: its Lease is valid
+    api.set_status("other", elector={"terminated": {"finishedAt": "2026-12-02T00:00:09Z"}})
+    me.step()  # well inside the lease: nothing changed on the Lease since we saw it
+    assert me.leader_now()
+    assert (api.role("me"), api.role("other")) == ("active", "standby")
+    clock.now += 1
+    me.step()
+    record = json.loads(annotations(api)["haoperator.dev/last-failover"])
+    assert (record["from"], record["reason"]) == ("other", "ElectorTerminated")
+
+
+def test_a_restarted_elector_is_not_taken_for_its_dead_predecessor() -> None:
+    """The kubelet shows a newer process running than the Lease's writer: gone. The Lease's
+    writer started after the status' start: it is the running one, not gone."""
+    clock = Clock()
+    api = FakeApi(holder="other", clock=clock)
+    assert api.lease is not None
+    api.lease["metadata"]["annotations"] = {"haoperator.dev/holder-started": "1796169600.7"}
+    api.set_status("other", elector={"running": {"startedAt": "2026-12-02T00:00:00Z"}})
+    me = watched(api, clock)
+    me.step()
+    assert not me.leader_now()
+    assert api.puts == []
+
+
+def test_a_switchover_passed_on_by_the_operator_moves_the_role_to_that_pod() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    assert api.lease is not None
+    api.lease["metadata"].setdefault("annotations", {})["haoperator.dev/switchover-to"] = "other"
+    me.observe(api.bump())
+    me.step()
+    assert not me.leader_now()
+    assert annotations(api)["haoperator.dev/handover-to"] == "other"
+    assert annotations(api)["haoperator.dev/release-reason"] == "Switchover"
+    other = watched(api, clock, "other")
+    other.step()
+    assert other.leader_now()
+    assert "haoperator.dev/switchover-to" not in annotations(api)
+
+
+# -- failsafe through an unreachable API server ---------------------------------------------------
+
+CONFIRMS = PeerAnswer(reachable=False, leading=False, holder="me")
+
+
+def failsafe_leader(api: FakeApi, clock: Clock, answers: dict[str, PeerAnswer]) -> Elector:
+    """`me`, elected with a 60 s failsafe, asking its peers gets `answers` (no network)."""
+    me = elector(api, "me", clock)
+    me.failsafe = 60.0
+    me.ask = lambda members: {m: answers[m] for m in members if m in answers}  # type: ignore[method-assign]
+    me.observe(api.get("Lease", "ns", "vip"))
+    api.follow(me)
+    me.step()
+    assert me.leader_now()
+    assert annotations(api)["haoperator.dev/failsafe-members"] == "other"
+    return me
+
+
+def test_a_leader_keeps_the_role_through_an_outage_while_every_member_confirms() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = failsafe_leader(api, clock, {"other": CONFIRMS})
+    api.refuse("PUT", LEASE_PATH, 0)  # the API server does not answer
+    for _ in range(30):  # far past the renew deadline
+        clock.now += 1
+        me.step()
+        assert me.leader_now()
+    assert "failsafe" in me.state()
+    api.allow("PUT", LEASE_PATH)
+    clock.now += 1
+    me.step()
+    assert me.leader_now()
+    assert me.state() == "leader"
+    outage = json.loads(annotations(api)["haoperator.dev/last-failsafe"])
+    assert (outage["pod"], outage["peers"]) == ("me", 1)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        PeerAnswer(reachable=True, holder="me"),  # the outage is ours alone: let them take over
+        PeerAnswer(reachable=None),  # no answer: it may be leading on its own
+        PeerAnswer(reachable=False, holder="someone"),
+    ],
+)
+def test_a_leader_steps_down_at_once_when_a_member_does_not_confirm(answer: PeerAnswer) -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = failsafe_leader(api, clock, {"other": answer})
+    api.refuse("PUT", LEASE_PATH, 0)
+    clock.now += 1  # well within the renew deadline
+    me.step()
+    assert not me.leader_now()
+
+
+def test_a_failsafe_ends_after_its_limit() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = failsafe_leader(api, clock, {"other": CONFIRMS})
+    api.refuse("PUT", LEASE_PATH, 0)
+    for _ in range(59):
+        clock.now += 1
+        me.step()
+    assert me.leader_now()
+    clock.now += 2
+    me.step()
+    assert not me.leader_now()
+
+
+def test_without_a_failsafe_a_leader_steps_down_at_the_renew_deadline() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)
+    assert "haoperator.dev/failsafe-members" not in annotations(api)
+    api.refuse("PUT", LEASE_PATH, 0)
+    for _ in range(3):
+        clock.now += 1
+        me.step()
+    assert not me.leader_now()
+
+
+def test_a_standby_asked_in_an_outage_treats_the_question_as_a_renewal() -> None:
+    clock = Clock()
+    api = FakeApi(holder="other", clock=clock)
+    me = watched(api, clock)
+    api.refuse("GET", LEASE_PATH, 0)
+    clock.now += 4
+    assert me.answer_failsafe("other") == {
+        "pod": "me", "apiReachable": False, "leading": False, "holder": "other",
+    }  # fmt: skip
+    clock.now += 4  # 8 s after it last saw the Lease change, 4 s after the question
+    me.step()
+    assert api.lease is not None
+    assert api.lease["spec"]["holderIdentity"] == "other"
+    clock.now += 1.1
+    me.step()  # the lease, counted from the question, is over
+    assert api.lease["spec"]["holderIdentity"] == "me"
+    # Reachable: an answer that ends the failsafe, and no renewal by proxy.
+    api.allow("GET", LEASE_PATH)
+    assert me.answer_failsafe("other")["apiReachable"] is True
+
+
+def test_a_pod_handed_the_role_that_lets_it_lie_is_not_handed_it_again_soon() -> None:
+    """preempt hands the role to the preferred pod (`me`: the first name); its elector frozen, it
+    never takes it. The other retakes it after two retry periods and keeps it for two leases,
+    instead of handing it over (and leaving the service leaderless) every few seconds."""
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    other = watched(api, clock, "other")
+    other.preempt = True
+    other.step()
+    assert other.leader_now()
+    other.step()  # the preferred pod is ready: hand over
+    assert not other.leader_now()
+    assert annotations(api)["haoperator.dev/handover-to"] == "me"
+    clock.now += 2.1  # `me` never came
+    other.step()
+    assert other.leader_now()
+    for _ in range(9):
+        clock.now += 1
+        other.step()
+        assert other.leader_now()
+    clock.now += 1.5  # two leases later: the preferred pod is worth another try
+    other.step()
+    assert not other.leader_now()
+
+
+def test_a_role_moved_by_a_switchover_is_not_taken_back_by_preempt() -> None:
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = leader(api, clock)  # `me` is also the preferred pod (first name)
+    me.preempt = True
+    assert api.lease is not None
+    api.lease["metadata"].setdefault("annotations", {})["haoperator.dev/switchover-to"] = "other"
+    me.observe(api.bump())
+    me.step()
+    assert not me.leader_now()
+    other = watched(api, clock, "other")
+    other.preempt = True
+    other.step()
+    assert other.leader_now()
+    for _ in range(5):
+        clock.now += 1
+        other.step()
+        assert other.leader_now()  # no handover back to the preferred `me`

@@ -166,3 +166,21 @@ def test_the_tokenizer_keeps_lines_quotes_and_comments_apart() -> None:
         (["script", "/bin/check a b"], 3),
         (["interval", "2"], 4),
     ]
+
+
+def test_a_tracked_script_moves_the_role_after_interval_times_fall() -> None:
+    """keepalived moves the address after `fall` failed checks `interval` apart: a readiness
+    probe failing once plus unhealthySeconds interval x (fall - 1) moves the role as late."""
+    scripts = (
+        'vrrp_script quick {\n    script "check-a"\n    interval 2\n    fall 2\n}\n'
+        'vrrp_script slow {\n    script "check-b"\n    interval 5\n    fall 3\n}\n'
+    )
+    text = scripts + instance("    track_script {\n        quick\n        slow\n    }")
+    haservices, report = import_keepalived(text, Options())
+    (haservice,) = haservices
+    assert haservice["spec"]["activePassive"]["unhealthySeconds"] == 10
+    lines = "\n".join(report.lines())
+    assert "(periodSeconds 5, failureThreshold 1)" in lines
+    assert "the address moved after 3 failed checks 5s apart; unhealthySeconds 10" in lines
+    untracked, _ = import_keepalived(instance(""), Options())
+    assert "unhealthySeconds" not in untracked[0]["spec"]["activePassive"]

@@ -175,9 +175,24 @@ def test_the_monitor_op_sets_the_probes_on_the_first_port() -> None:
         "tcpSocket": {"port": "http"},
         "periodSeconds": 10,
         "timeoutSeconds": 20,
+        "failureThreshold": 1,  # pacemaker acts on the first failed monitor
     }
     assert container["livenessProbe"] == container["readinessProbe"]
     assert container["startupProbe"]["failureThreshold"] == 12
+
+
+def test_a_failed_monitor_moves_the_active_role_when_pacemaker_would_move_the_resource() -> None:
+    ops = '<op id="m" name="monitor" interval="10s" timeout="20s"/>'
+    extra = defaults(("migration-threshold", "3"))
+    haservice, report = one(cib(primitive("web", "ocf:heartbeat:apache", ops=ops), extra=extra))
+    assert haservice["spec"]["category"] == "ActivePassive"
+    assert haservice["spec"]["activePassive"]["unhealthySeconds"] == 20
+    assert any("moves after 3 failed checks (unhealthySeconds 20)" in line for line in report)
+    alone, report = one(cib(primitive("web", "ocf:heartbeat:apache", ops=ops)))
+    assert "unhealthySeconds" not in alone["spec"].get("activePassive", {})
+    assert any(
+        "where pacemaker (no migration-threshold) restarted it in place" in line for line in report
+    )
 
 
 def test_without_a_port_there_is_no_probe_but_a_note() -> None:

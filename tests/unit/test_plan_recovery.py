@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from haoperator.core.actions import Patch, Result
-from haoperator.core.memory import MAX_FAILURES, Memory
+from haoperator.core.memory import MAX_FAILURES, PENDING_SECONDS, Memory
 from haoperator.core.plan import plan
 from haoperator.core.recovery import History, avoid_label
 from haoperator.core.vocabulary import Annotation
@@ -72,6 +72,31 @@ def test_a_failure_from_before_the_operator_started_is_not_news() -> None:
     assert "PodFailed" not in reasons(outcome)
 
 
+@pytest.mark.parametrize(
+    ("earlier", "reported"),
+    [
+        ((), True),
+        ((NOW - 30,), True),
+        ((NOW - 40, NOW - 30), True),
+        ((NOW - 50, NOW - 40, NOW - 30), False),
+    ],
+    ids=["first", "second", "the one past the limit", "past the budget"],
+)
+def test_failures_are_reported_while_the_pod_is_within_its_budget(
+    earlier: tuple[float, ...], reported: bool
+) -> None:
+    """maxRestarts 2: the third failure within the window reaches the limit and is reported;
+    past it, RecoveryLimitReached (once per window) speaks for the rest."""
+    obj, (children, memory) = settled(NOTIFY)
+    failing = pod(
+        "web-a", restarts=len(earlier), terminated_at=NOW - 3, annotations=history(*earlier)
+    )
+    outcome = plan(world(obj, children=children, pods=[failing]), memory, NOW)
+    assert ("PodFailed" in reasons(outcome)) is reported
+    assert outcome.memory is not None
+    assert len(outcome.memory.failures_reported) == 1  # seen, reported or not
+
+
 def test_failures_are_remembered_for_the_pods_that_exist_and_no_more_than_the_bound() -> None:
     obj, (children, _) = settled()
     remembered = {(f"uid-gone-{i}", "app", float(i)) for i in range(3)}
@@ -91,12 +116,17 @@ def test_failures_are_remembered_for_the_pods_that_exist_and_no_more_than_the_bo
 # -- the restart budget --------------------------------------------------------------------------
 
 
-def test_new_restarts_are_written_on_the_pod_and_the_oldest_brings_it_back() -> None:
+def test_new_restarts_are_written_on_the_pod_and_nothing_waits_for_them_to_age() -> None:
+    """Under the limit a restart leaving the window changes nothing: no reconcile is due then
+    (one once came back every 0.5 s for a restart older than the window, forever)."""
     obj, (children, memory) = settled(MIGRATE)
     restarted = pod("web-a", restarts=1, terminated_at=NOW - 10)
     outcome = plan(world(obj, children=children, pods=[restarted]), memory, NOW)
     assert ("patch", "Pod", "web-a", f"{Annotation.RESTARTS}=...") in steps(outcome)
-    assert outcome.requeue_after == pytest.approx(50.0)  # when that restart leaves the window
+    assert outcome.requeue_after is None
+    aged = pod("web-a", restarts=1, annotations=history(NOW - 500))
+    idle = plan(world(obj, children=children, pods=[aged]), memory, NOW)
+    assert (steps(idle), idle.requeue_after) == ([], None)
 
 
 @pytest.mark.parametrize(
@@ -115,7 +145,7 @@ def test_new_restarts_are_written_on_the_pod_and_the_oldest_brings_it_back() -> 
         ),
         (
             NOTIFY,
-            [],
+            [("patch", "Pod", "web-a", f"{Annotation.RESTARTS}=...")],  # when it was said
             ["RecoveryLimitReached: pod web-a restarted more than 2 times within 60 s"],
             "RecoveryLimitReached",
         ),
@@ -147,6 +177,57 @@ def test_a_migration_is_reported_only_when_both_the_ban_and_the_deletion_succeed
         "RecoveryLimitReached",
         "PodMigrated",
     ]
+
+
+@pytest.mark.parametrize(
+    ("warned", "said"),
+    [(None, True), (NOW - 30, False), (NOW - 60, True)],
+    ids=["never", "within the window", "a window ago"],
+)
+def test_notify_says_the_limit_once_per_window_and_marks_it_on_the_pod(
+    warned: float | None, said: bool
+) -> None:
+    obj, (children, memory) = settled(NOTIFY)
+    mark = History(3, (NOW - 30, NOW - 20, NOW - 10), warned).to_annotation()
+    crashing = pod("web-a", restarts=3, annotations={Annotation.RESTARTS: mark})
+    outcome = plan(world(obj, children=children, pods=[crashing]), memory, NOW)
+    assert ("RecoveryLimitReached" in reasons(outcome)) is said
+    assert len(outcome.steps) == (1 if said else 0)
+    assert condition(outcome, "Degraded")["reason"] == "RecoveryLimitReached"
+    assert outcome.requeue_after == pytest.approx(30.0)  # when NOW - 30 leaves the window
+    if said:
+        (_, patch), *_ = outcome.steps
+        assert isinstance(patch, Patch)
+        written = json.loads(patch.patch["metadata"]["annotations"][Annotation.RESTARTS])
+        assert written["warned"] == NOW
+        # Said once the mark is on the pod: a refused patch leaves it to the next reconcile.
+        assert "RecoveryLimitReached" not in reasons(outcome, results(outcome, Result.FAILED))
+
+
+def test_a_reconcile_before_the_cache_shows_our_write_repeats_neither_it_nor_its_events() -> None:
+    obj, (children, memory) = settled(NOTIFY)
+    crashing = pod(
+        "web-a", restarts=3, terminated_at=NOW - 1, annotations=history(NOW - 30, NOW - 20)
+    )
+    first = plan(world(obj, children=children, pods=[crashing]), memory, NOW)
+    assert reasons(first) == ["PodFailed", "PodFailed", "RecoveryLimitReached"]
+    assert first.memory is not None
+    # Woken by another object's event: the pod as the cache still has it.
+    again = plan(world(obj, children=children, pods=[crashing]), first.memory, NOW + 0.1)
+    assert (steps(again), reasons(again)) == ([], [])
+    # The cache shows it: forgotten.
+    (_, patch), *_ = first.steps
+    assert isinstance(patch, Patch)
+    shown = pod(
+        "web-a",
+        restarts=3,
+        terminated_at=NOW - 1,
+        annotations=patch.patch["metadata"]["annotations"],
+    )
+    later = plan(world(obj, children=children, pods=[shown]), first.memory, NOW + 0.2)
+    assert (steps(later), reasons(later)) == ([], [])
+    assert later.memory is not None
+    assert later.memory.pod_writes == {}
 
 
 def test_the_ban_goes_on_before_the_pod_is_deleted() -> None:
@@ -241,8 +322,17 @@ def test_a_node_loss_is_reported_once_and_a_force_deletion_only_when_it_deleted(
     first = plan(world(obj, children=children, pods=pods, nodes=lost(NOW - 100)), memory, NOW)
     assert reasons(first, results(first, Result.UNCHANGED)) == ["NodeLost"]
     assert first.memory is not None
-    again = plan(
+    # The cache still shows the pod: deleted a moment ago, or the deletion failed.
+    soon = plan(
         world(obj, children=children, pods=pods, nodes=lost(NOW - 100)), first.memory, NOW + 5
+    )
+    assert (steps(soon), reasons(soon)) == ([], [])
+    assert soon.requeue_after == pytest.approx(PENDING_SECONDS - 5)
+    assert soon.memory is not None
+    again = plan(
+        world(obj, children=children, pods=pods, nodes=lost(NOW - 100)),
+        soon.memory,
+        NOW + PENDING_SECONDS,
     )
     assert reasons(again) == ["PodForceDeleted"]
     back = plan(world(obj, children=children, pods=pods, nodes={}), first.memory, NOW + 5)
@@ -260,3 +350,15 @@ def test_the_active_pod_on_a_lost_node_is_active_no_more() -> None:
 
 def test_a_history_annotation_carries_the_restarts_seen_and_when() -> None:
     assert json.loads(History(2, (1.0, 2.5)).to_annotation()) == {"seen": 2, "times": [1.0, 2.5]}
+
+
+def test_a_budget_larger_than_the_usual_history_can_still_be_reached() -> None:
+    """maxRestarts 100 needs 101 restart times: the history keeps that many (not 64)."""
+    obj, (children, memory) = settled(
+        {"restart": {"maxRestarts": 100, "windowSeconds": 3600, "onLimit": "Notify"}}
+    )
+    times = [NOW - 300 + 2 * i for i in range(100)]
+    crashing = pod("web-a", restarts=101, annotations=history(*times))
+    outcome = plan(world(obj, children=children, pods=[crashing, pod("web-b")]), memory, NOW)
+    assert "RecoveryLimitReached" in [r for r, _ in events(outcome)]
+    assert condition(outcome, "Degraded")["reason"] == "RecoveryLimitReached"

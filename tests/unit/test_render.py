@@ -236,13 +236,15 @@ def _elector(
 
 def test_the_elector_is_a_native_sidecar_running_haoperator_elect() -> None:
     elector = _elector({"leaseDurationSeconds": 8, "renewDeadlineSeconds": 6,
-                        "retryPeriodSeconds": 2, "electorPort": 9000, "preempt": True})  # fmt: skip
+                        "retryPeriodSeconds": 2, "electorPort": 9000, "preempt": True,
+                        "unhealthySeconds": 4, "healthContainers": ["app"]})  # fmt: skip
     assert elector["restartPolicy"] == "Always"
     assert elector["command"] == ["haoperator"]
     assert elector["args"] == [
         "elect", "--lease", "web", "--lease-duration-seconds", "8",
         "--renew-deadline-seconds", "6", "--retry-period-seconds", "2", "--port", "9000",
-        "--preempt",
+        "--preempt", "--failsafe-seconds", "120", "--unhealthy-seconds", "4",
+        "--health-container", "app",
     ]  # fmt: skip
     assert [env["name"] for env in elector["env"]] == ["POD_NAME", "POD_NAMESPACE"]
     assert elector["env"][0]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"

@@ -159,6 +159,26 @@ def test_no_lease_holder_is_no_active_pod_and_degraded_once_the_grace_is_over() 
     assert conditions(down)["Degraded"]["reason"] == "ReplicasUnavailable"
 
 
+def test_an_unhealthy_active_pod_with_no_ready_standby_keeps_the_role_and_says_so() -> None:
+    """The electors keep the role where it is when no pod could serve better (no flapping); the
+    HAService says why nothing moves, with one Warning."""
+    sick = [pod("a", "active", ready=False), pod("b", "standby", ready=False)]
+    good = compute(ap(pods=[pod("a", "active"), pod("b", "standby")], routed={"a"},
+                      lease=lease("a")))  # fmt: skip
+    st = compute(ap(pods=sick, routed=set(), lease=lease("a"), previous=good))
+    ready, degraded = conditions(st)["Ready"], conditions(st)["Degraded"]
+    assert (ready["status"], ready["reason"]) == ("False", "ActivePodUnhealthy")
+    assert "pod a is active but not ready, and no standby is ready" in ready["message"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ActivePodUnhealthy")
+    assert warnings(good, st) == [("ActivePodUnhealthy", degraded["message"])]
+    again = compute(ap(pods=sick, routed=set(), lease=lease("a"), previous=st))
+    assert warnings(st, again) == []
+    # A ready standby exists: the electors are moving the role; not this reason.
+    moving = [pod("a", "active", ready=False), pod("b", "standby")]
+    other = compute(ap(pods=moving, routed=set(), lease=lease("a")))
+    assert conditions(other)["Ready"]["reason"] == "NoActivePod"
+
+
 def test_a_warning_once_when_the_service_loses_its_leader() -> None:
     pods = [pod("a", "standby"), pod("b", "standby")]
     good = compute(ap(pods=[pod("a", "active"), pod("b", "standby")], routed={"a"},
@@ -188,6 +208,16 @@ def test_the_operator_fences_labels_the_lease_contradicts(
     pods: list[dict[str, Any]], holder: str | None, fenced: list[str]
 ) -> None:
     assert status.to_fence(lease(holder, version="5"), pods) == fenced
+
+
+def test_the_pod_that_just_released_the_lease_is_left_to_relabel_itself() -> None:
+    """Its elector frees the Lease first and relabels a moment later: no SplitBrainPrevented for
+    a graceful handover. Anyone else with a stale label still loses it."""
+    released = lease(None, version="5", annotations={"haoperator.dev/released-by": "a"})
+    assert status.to_fence(released, [pod("a", "active", version="3"), pod("b", "standby")]) == []
+    assert status.to_fence(released, [pod("b", "active", version="3"), pod("a", "standby")]) == [
+        "b"
+    ]
 
 
 def test_no_lease_yet_fences_only_a_second_label() -> None:
@@ -297,3 +327,38 @@ def test_identity_is_not_drift() -> None:
     want = {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"replicas": 2}}
     assert differences(want, {"spec": {"replicas": 2}}) == []
     assert differences(want, {"spec": {"replicas": 3}}) == ["spec.replicas: 3 (want 2)"]
+
+
+def test_an_outage_the_active_pod_rode_out_is_in_the_status_and_said_once() -> None:
+    record = '{"peers": 1, "pod": "a", "seconds": 61.5, "time": "2026-12-02T00:01:00.000000Z"}'
+    pods = [pod("a", "active"), pod("b", "standby")]
+    before = compute(ap(pods=pods, routed={"a"}, lease=lease("a")))
+    held = lease("a", annotations={"haoperator.dev/last-failsafe": record})
+    after = compute(ap(pods=pods, routed={"a"}, lease=held, previous=before))
+    assert after["lastFailsafe"] == {
+        "pod": "a", "seconds": 61.5, "peers": 1, "time": "2026-12-02T00:01:00.000000Z",
+    }  # fmt: skip
+    said = [(n.reason, n.message) for n in transitions.news(before, after)]
+    assert said == [
+        (
+            "FailsafeHeld",
+            "pod a kept the active role through 61.5 s without the API server, confirmed by 1 "
+            "other pod(s) every retry period",
+        )
+    ]
+    again = compute(ap(pods=pods, routed={"a"}, lease=held, previous=after))
+    assert transitions.news(after, again) == []
+    broken = lease("a", annotations={"haoperator.dev/last-failsafe": "{not json"})
+    assert "lastFailsafe" not in compute(ap(pods=pods, routed={"a"}, lease=broken))
+
+
+def test_a_pod_that_releases_and_retakes_the_lease_is_announced_once() -> None:
+    """No failover recorded (the same pod each time): LeaderElected once, not per cycle."""
+    up = {"activePod": "a", "failovers": 0}
+    down = {"failovers": 0}
+    first = [n.reason for n in transitions.news(down, up, None)]
+    assert first == ["LeaderElected"]
+    assert transitions.news(down, up, "a") == []  # the same pod back: no news
+    assert [n.reason for n in transitions.news(down, {**up, "activePod": "b"}, "a")] == [
+        "LeaderElected"
+    ]

@@ -4,7 +4,7 @@ recovery."""
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic.config import JsonDict
@@ -27,6 +27,9 @@ from haoperator.api.base import (
 from haoperator.api.workload import PeerPort, VolumeClaimTemplate, unique_port_names
 
 DEFAULT_ELECTOR_PORT = 8099
+MAX_UNHEALTHY_SECONDS = 3600
+DEFAULT_FAILSAFE_SECONDS = 120
+MAX_HEALTH_CONTAINERS = 16
 MAX_NAME_PART = 63
 MAX_PREFIX = 253
 
@@ -240,6 +243,36 @@ class ActivePassiveSpec(
         False,
         description="false (keepalived nopreempt): a recovered pod does not take the role back. "
         "true: the longest-running healthy pod reclaims it.",
+    )
+    failsafe_seconds: int = Field(
+        DEFAULT_FAILSAFE_SECONDS,
+        ge=0,
+        le=MAX_LEASE_SECONDS,
+        description="How long the active pod may keep the role while the API server is "
+        "unreachable, as long as every other pod answers that it cannot reach it either and is "
+        "not leading (Patroni's failsafe mode). 0: off, the active pod steps down at the renew "
+        "deadline. A pod created since the active pod's last renewal waits this much longer than "
+        f"the lease before it takes an expired Lease. At most {MAX_LEASE_SECONDS}.",
+    )
+    unhealthy_seconds: int = Field(
+        0,
+        ge=0,
+        le=MAX_UNHEALTHY_SECONDS,
+        description="How long the active pod's application may be not Ready before the role moves "
+        "to a ready standby (pacemaker's failed monitor, keepalived's track_script). 0: at once, "
+        "since the readiness probe's failureThreshold already debounces and a not-Ready active pod "
+        "serves nothing. With no ready standby the active pod keeps the role. At most "
+        f"{MAX_UNHEALTHY_SECONDS}.",
+    )
+    health_containers: (
+        list[Annotated[str, Field(max_length=63, description="A container name.")]] | None
+    ) = Field(
+        None,
+        min_length=1,
+        max_length=MAX_HEALTH_CONTAINERS,
+        description="The containers whose readiness is the application's health (default: every "
+        "container of the template). Each must be a container of the template.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
 
     @model_validator(mode="after")

@@ -149,6 +149,15 @@ ELECTOR_PORT_FREE = Rule(
     detail=" ({} is taken)",
     shows=ELECTOR_PORT_CEL,
 )
+HEALTH_CONTAINER_MISSING = "!self.template.spec.containers.exists(c, c.name == h)"
+HEALTH_CONTAINERS_KNOWN = Rule(
+    "!has(self.activePassive) || !has(self.activePassive.healthContainers)"
+    f" || !self.activePassive.healthContainers.exists(h, {HEALTH_CONTAINER_MISSING})",
+    "must name containers of the template (their readiness is the application's health)",
+    field="activePassive.healthContainers",
+    detail=" (no such container: {})",
+    shows=f"self.activePassive.healthContainers.filter(h, {HEALTH_CONTAINER_MISSING})",
+)
 POD_MANAGEMENT_IMMUTABLE = Rule(
     "(has(self.clustered) ? self.clustered.podManagementPolicy : 'Parallel')"
     " == (has(oldSelf.clustered) ? oldSelf.clustered.podManagementPolicy : 'Parallel')",
@@ -167,6 +176,7 @@ SPEC_RULES = (
     PEER_PORTS_DISTINCT,
     TARGET_PORT_NAMED,
     ELECTOR_PORT_FREE,
+    HEALTH_CONTAINERS_KNOWN,
     POD_MANAGEMENT_IMMUTABLE,
 )
 
@@ -289,6 +299,13 @@ class HAServiceSpec(ApiModel, json_schema_extra=cel_rules(*SPEC_RULES)):
                 for port in ports
             )
             check.require(not taken, ELECTOR_PORT_FREE, elector)
+            names = {container.name for container in self.template.spec.containers}
+            unknown = [
+                name
+                for name in self.active_passive_settings.health_containers or []
+                if name not in names
+            ]
+            check.require(not unknown, HEALTH_CONTAINERS_KNOWN, as_cel_list(unknown))
         check.raise_if_any()
         return self
 

@@ -56,6 +56,22 @@ class Failover(StatusModel):
     seconds: float = Field(
         ge=0, description="Seconds without an active pod: from losing the old one to the new one."
     )
+    reason: str | None = Field(
+        None,
+        description="Why it moved: PodDeleted, ElectorStopped, ApplicationUnhealthy, Switchover, "
+        "Preempted, ElectorTerminated or LeaseExpired.",
+    )
+
+
+class Failsafe(StatusModel):
+    """The last outage of the API server the active pod rode out (ActivePassive failsafe)."""
+
+    time: str = Field(
+        description="When the API server answered again.", json_schema_extra=DATE_TIME
+    )
+    pod: str = Field(description="The pod that kept the active role.")
+    seconds: float = Field(ge=0, description="How long its elector could not reach the API server.")
+    peers: int = Field(ge=0, description="The other pods that confirmed, every retry period.")
 
 
 class HAServiceStatus(StatusModel):
@@ -83,6 +99,11 @@ class HAServiceStatus(StatusModel):
     )
     last_failover: Failover | None = Field(
         None, description="The last change of the active pod (ActivePassive)."
+    )
+    last_failsafe: Failsafe | None = Field(
+        None,
+        description="The last outage of the API server the active pod kept its role through "
+        "(ActivePassive).",
     )
     conditions: list[Condition] = Field(
         default_factory=list,

@@ -136,8 +136,10 @@ class Kube:
         *,
         content_type: str = "application/json",
         query: dict[str, str] | None = None,
+        timeout: float | None = None,
     ) -> dict[str, Any]:
-        """One API call; the parsed JSON answer, or ApiError with the server's words."""
+        """One API call; the parsed JSON answer, or ApiError with the server's words. `timeout`
+        overrides the client's for this call."""
         m, url, headers, data, _ = self.api.param_serialize(
             method,
             path,
@@ -149,8 +151,9 @@ class Kube:
         metrics.API_REQUESTS.labels(method).inc()
         try:
             response = self.api.call_api(
-                m, url, header_params=headers, body=data, _request_timeout=self.timeout
-            )
+                m, url, header_params=headers, body=data,
+                _request_timeout=self.timeout if timeout is None else timeout,
+            )  # fmt: skip
             raw = response.read()
         except Exception as exc:  # connection refused, timeouts, TLS: all mean "not answered"
             raise ApiError(0, "Unavailable", str(exc)) from exc
@@ -238,7 +241,7 @@ class Kube:
             query={"fieldManager": self.field_manager},
         )
 
-    def replace(self, obj: dict[str, Any]) -> dict[str, Any]:
+    def replace(self, obj: dict[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
         """PUT: the whole object, conditional on its resourceVersion (409 when it is stale)."""
         meta = obj["metadata"]
         return self.request(
@@ -246,6 +249,7 @@ class Kube:
             RESOURCES[obj["kind"]].path(meta.get("namespace"), meta["name"]),
             obj,
             query={"fieldManager": self.field_manager},
+            timeout=timeout,
         )
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -277,9 +281,11 @@ class Kube:
                 return None
             raise
 
-    def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+    def get(
+        self, kind: str, namespace: str | None, name: str, *, timeout: float | None = None
+    ) -> dict[str, Any] | None:
         try:
-            return self.request("GET", RESOURCES[kind].path(namespace, name))
+            return self.request("GET", RESOURCES[kind].path(namespace, name), timeout=timeout)
         except ApiError as exc:
             if exc.status == 404:
                 return None

@@ -87,9 +87,10 @@ class Delete:
 
 @dataclass(frozen=True)
 class Patch:
-    """A merge patch of a pod or a node; `missing_ok`: an object gone meanwhile needs none."""
+    """A merge patch of a pod, a node, or the metadata of a Lease or an HAService (a
+    switchover's annotations); `missing_ok`: an object gone meanwhile needs none."""
 
-    kind: Literal["Pod", "Node"]
+    kind: Literal["Pod", "Node", "Lease", "HAService"]
     namespace: str | None
     name: str
     patch: Object
@@ -97,7 +98,7 @@ class Patch:
 
     @property
     def phase(self) -> Phase:
-        return Phase.POD_PATCHES if self.kind == "Pod" else Phase.NODE_PATCHES
+        return Phase.NODE_PATCHES if self.kind == "Node" else Phase.POD_PATCHES
 
 
 Step = Apply | Delete | Patch

@@ -7,7 +7,8 @@ The rules, in the order they write into the plan:
 1. gone: forget it (and, the once it was seen deleted, lift its node bans);
 2. invalid, or more replicas than this operator may make: report it, touch nothing;
 3. the children (children.py): apply, adopt, correct drift, withhold, delete;
-4. ActivePassive (leadership.py): fence stray active labels, the electing grace;
+4. ActivePassive (leadership.py): fence stray active labels, the electing grace; a planned
+   switchover asked for on the HAService (switchover.py);
 5. recovery (recovery.py): failures, the restart budget, bans, node loss;
 6. the status (status.py) and the events its change is news for (transitions.py);
 7. the memory to keep and when to look again.
@@ -28,6 +29,7 @@ from haoperator.core.memory import Memory
 from haoperator.core.objects import ObjectRef, deleting, older
 from haoperator.core.recovery import forget_bans, plan_recovery
 from haoperator.core.status import Problem
+from haoperator.core.switchover import plan_switchover
 from haoperator.core.times import stamp
 from haoperator.core.vocabulary import EventType, Reason
 from haoperator.core.world import World
@@ -72,12 +74,13 @@ def plan(world: World, memory: Memory, now: float) -> Plan:
     leadership = None
     if world.spec.spec.category == "ActivePassive":
         leadership = plan_leadership(draft, world, memory.leaderless_since, now)
+    plan_switchover(draft, world, now)  # any category: a request elsewhere is refused
     recovered = plan_recovery(draft, world, memory, now)
 
     new = status.compute(
         _observed(world, previous, draft.problem, leadership, recovered.limited, now), stamp(now)
     )
-    for item in transitions.news(previous, new):
+    for item in transitions.news(previous, new, memory.elected):
         draft.event(
             item.type,
             item.reason,
@@ -90,11 +93,13 @@ def plan(world: World, memory: Memory, now: float) -> Plan:
     remembered = Memory(
         written=memory.written,
         leaderless_since=leadership.leaderless_since if leadership else None,
+        elected=new.get("activePod") or memory.elected,
         failures_reported=recovered.failures_reported,
         losses_reported=recovered.losses_reported,
         refusals=refusals,
         event_counts=memory.event_counts,
         counted=(world.spec.spec.category, status.is_ready_status(new)),
+        pod_writes=recovered.pod_writes,
     )
     return Plan(
         steps=draft.ordered_steps(),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,8 +168,9 @@ def _ready_verdict(observed: Observed, ready: int) -> dict[str, Any]:
         )
     if spec.category == "ActivePassive":
         return _active_passive_ready(observed)
-    need = max(replicas - max_unavailable(spec), 0)
-    if replicas and ready >= max(need, 1):
+    # At least one: a service with no ready replica serves nothing, whatever the budget allows.
+    need = max(replicas - max_unavailable(spec), 1) if replicas else 0
+    if replicas and ready >= need:
         reason = Reason.ALL_REPLICAS_READY if ready >= replicas else Reason.MINIMUM_REPLICAS_READY
         return _condition(
             ConditionType.READY, True, reason, f"{ready}/{replicas} replicas ready (need {need})"
@@ -216,15 +218,19 @@ def to_fence(lease: dict[str, Any] | None, pods: list[dict[str, Any]]) -> list[s
     they label): every labelled pod but the Lease holder when more than one is labelled, and a
     lone labelled pod that is not the holder when its label is older than what the Lease says
     (its elector died, or could not unlabel it). A label newer than the Lease we know of may
-    belong to a leader whose Lease write we have not seen yet: left alone until we have."""
+    belong to a leader whose Lease write we have not seen yet: left alone until we have. Nor is
+    the pod that has just released a free Lease: its elector frees the Lease first and relabels
+    its pod a moment later, and the next leader removes the label before it labels itself."""
     holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
     labelled = active_pods(pods)
     if len(labelled) > 1:
         return sorted(p["metadata"]["name"] for p in labelled if p["metadata"]["name"] != holder)
+    releasing = not holder and annotations_of(lease).get(Annotation.RELEASED_BY)
     if (
         len(labelled) == 1
         and lease is not None
         and labelled[0]["metadata"]["name"] != holder
+        and labelled[0]["metadata"]["name"] != releasing
         and older(
             labelled[0]["metadata"].get("resourceVersion"), lease["metadata"].get("resourceVersion")
         )
@@ -289,26 +295,56 @@ def _why_no_leader(observed: Observed, holder: dict[str, Any] | None) -> tuple[s
             "so the Service routes to no pod: its ha-elector cannot label it (see the ha-elector "
             f"log and the Role {lease}-elector)",
         )
+    if not any(is_ready(p) for p in observed.pods):
+        return (
+            Reason.ACTIVE_POD_UNHEALTHY,
+            f"pod {name} is active but not ready, and no standby is ready to take over: it keeps "
+            "the role until one is",
+        )
     return Reason.NO_ACTIVE_POD, f"pod {name} holds the Lease {lease} but is not ready"
+
+
+def _lease_record(
+    lease: dict[str, Any] | None, annotation: str, read: Callable[[dict[str, Any]], dict[str, Any]]
+) -> dict[str, Any] | None:
+    """A record the electors keep on the Lease (JSON in `annotation`), as `read` puts it for the
+    status; None when there is none or it does not read."""
+    raw = annotations_of(lease).get(annotation) if lease else None
+    if not raw:
+        return None
+    try:
+        return read(json.loads(raw))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 def failover_record(lease: dict[str, Any] | None) -> dict[str, Any] | None:
     """The last takeover the electors recorded on the Lease, as status.lastFailover."""
-    if not lease:
-        return None
-    raw = annotations_of(lease).get(Annotation.LAST_FAILOVER)
-    if not raw:
-        return None
-    try:
-        record = json.loads(raw)
-        return {
+    return _lease_record(
+        lease,
+        Annotation.LAST_FAILOVER,
+        lambda record: {
             "time": str(record["time"]),
             "from": str(record["from"]),
             "to": str(record["to"]),
             "seconds": float(record["seconds"]),
-        }
-    except (ValueError, KeyError, TypeError):
-        return None
+            **({"reason": str(record["reason"])} if record.get("reason") else {}),
+        },
+    )
+
+
+def failsafe_record(lease: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last outage of the API server the active pod rode out, as status.lastFailsafe."""
+    return _lease_record(
+        lease,
+        Annotation.LAST_FAILSAFE,
+        lambda record: {
+            "time": str(record["time"]),
+            "pod": str(record["pod"]),
+            "seconds": max(float(record["seconds"]), 0.0),
+            "peers": max(int(record["peers"]), 0),
+        },
+    )
 
 
 def _progressing(observed: Observed) -> dict[str, Any]:
@@ -364,6 +400,8 @@ def _degraded(
         )
     if stuck is not None:
         return _condition(ConditionType.DEGRADED, True, stuck.reason, stuck.message)
+    if verdict["status"] == "False" and verdict["reason"] == Reason.ACTIVE_POD_UNHEALTHY:
+        return _condition(ConditionType.DEGRADED, True, verdict["reason"], verdict["message"])
     if (
         verdict["status"] == "False"
         and verdict["reason"] in LEADERSHIP_PROBLEMS
@@ -444,6 +482,9 @@ def compute(observed: Observed, now: str) -> dict[str, Any]:
         last = failover_record(observed.lease) or observed.previous.get("lastFailover")
         if last:
             status["lastFailover"] = last
+        outage = failsafe_record(observed.lease) or observed.previous.get("lastFailsafe")
+        if outage:
+            status["lastFailsafe"] = outage
     return status
 
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from haoperator.core.objects import condition
-from haoperator.core.vocabulary import ConditionType, EventType, Reason
+from haoperator.core.vocabulary import ConditionType, EventType, FailoverReason, Reason
 
 WARNED_REASONS = (
     Reason.PODS_CANNOT_BE_CREATED,
     Reason.PODS_UNSCHEDULABLE,
     Reason.NO_ACTIVE_POD,
     Reason.LEADER_NOT_LABELLED,
+    Reason.ACTIVE_POD_UNHEALTHY,
 )
 """Degraded reasons that are news the moment they appear: a Warning event says so, once."""
 
@@ -33,9 +34,30 @@ class News:
     failover_seconds: float | None = None
 
 
-def news(before: Status, after: Status) -> list[News]:
-    """Every event the change from `before` to `after` calls for."""
-    return [*leadership(before, after), *quorum(before, after), *warnings(before, after)]
+def news(before: Status, after: Status, elected: str | None = None) -> list[News]:
+    """Every event the change from `before` to `after` calls for; `elected`: the last pod seen
+    active (see leadership)."""
+    return [
+        *leadership(before, after, elected),
+        *failsafe(before, after),
+        *quorum(before, after),
+        *warnings(before, after),
+    ]
+
+
+def failsafe(before: Status, after: Status) -> list[News]:
+    """The active pod kept its role through an outage of the API server (its elector's record)."""
+    last = after.get("lastFailsafe")
+    if not last or last == before.get("lastFailsafe"):
+        return []
+    return [
+        News(
+            EventType.NORMAL,
+            Reason.FAILSAFE_HELD,
+            f"pod {last['pod']} kept the active role through {float(last['seconds']):.1f} s "
+            f"without the API server, confirmed by {last['peers']} other pod(s) every retry period",
+        )
+    ]
 
 
 def _condition(status: Status, type_: str) -> dict[str, Any]:
@@ -70,13 +92,28 @@ def quorum(before: Status, after: Status) -> list[News]:
     return []
 
 
-def leadership(before: Status, after: Status) -> list[News]:
+def leadership(before: Status, after: Status, elected: str | None = None) -> list[News]:
+    """FailoverCompleted (or SwitchoverCompleted) for each new failover record; LeaderElected
+    when a pod becomes active with no failover recorded, unless it is the pod last seen active
+    (`elected`): a pod that released the Lease and took it back, again and again (an elector
+    restarted by its liveness probe, say), is one election, not one per cycle."""
     last = after.get("lastFailover")
     if last and last != before.get("lastFailover"):
         seconds = float(last["seconds"])
         message = f"active pod moved from {last['from']} to {last['to']} in {seconds:.2f} s"
+        why = last.get("reason")
+        if why == FailoverReason.SWITCHOVER:  # planned: a user asked (core/switchover.py)
+            return [News(EventType.NORMAL, Reason.SWITCHOVER_COMPLETED, message, seconds)]
+        if why:
+            message += f" ({why})"
         return [News(EventType.NORMAL, Reason.FAILOVER_COMPLETED, message, seconds)]
-    if after.get("activePod") and not before.get("activePod") and not before.get("lastFailover"):
+    active = after.get("activePod")
+    if (
+        active
+        and not before.get("activePod")
+        and not before.get("lastFailover")
+        and active != elected
+    ):
         return [
             News(EventType.NORMAL, Reason.LEADER_ELECTED, f"pod {after['activePod']} is active")
         ]

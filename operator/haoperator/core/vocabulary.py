@@ -62,6 +62,22 @@ class Annotation:
     """On the Lease: the pod a releasing leader hands over to (preempt)."""
     RELEASED_BY: Final = f"{DOMAIN}/released-by"
     """On the Lease: the pod that released it, so the next holder records a failover from it."""
+    RELEASE_REASON: Final = f"{DOMAIN}/release-reason"
+    """On the Lease: why it was released (a FailoverReason), recorded by the next holder."""
+    HOLDER_STARTED: Final = f"{DOMAIN}/holder-started"
+    """On the Lease: when the holder's elector process started (epoch seconds, its node's clock),
+    so a standby can tell from the holder pod's container status that this process is gone."""
+    SWITCHOVER_TO: Final = f"{DOMAIN}/switchover-to"
+    """On the HAService (a user's request: a pod name, or `any`) and on the Lease (the operator's
+    checked request to the leader: a pod name): hand the active role over to that pod."""
+    FAILSAFE_MEMBERS: Final = f"{DOMAIN}/failsafe-members"
+    """On the Lease: the pods its holder asks before it keeps the role through an unreachable API
+    server (comma-separated); a pod not listed waits longer before taking an expired Lease."""
+    LAST_FAILSAFE: Final = f"{DOMAIN}/last-failsafe"
+    """On the Lease: the last outage of the API server its holder rode out, as it measured it."""
+    SWITCHOVER_REQUESTED: Final = f"{DOMAIN}/switchover-requested"
+    """On the Lease, beside SWITCHOVER_TO: when the operator passed the request on; and on the
+    HAService, the operator's mark that it did (the same time)."""
 
 
 class EventType:
@@ -112,12 +128,29 @@ class Reason:
     NOT_ROUTED: Final = "NotRouted"
     LEADER_ELECTED: Final = "LeaderElected"
     FAILOVER_COMPLETED: Final = "FailoverCompleted"
+    SWITCHOVER_COMPLETED: Final = "SwitchoverCompleted"
+    SWITCHOVER_REFUSED: Final = "SwitchoverRefused"
+    SWITCHOVER_FAILED: Final = "SwitchoverFailed"
+    ACTIVE_POD_UNHEALTHY: Final = "ActivePodUnhealthy"
+    FAILSAFE_HELD: Final = "FailsafeHeld"
     # Recovery
     POD_FAILED: Final = "PodFailed"
     RECOVERY_LIMIT_REACHED: Final = "RecoveryLimitReached"
     POD_MIGRATED: Final = "PodMigrated"
     NODE_LOST: Final = "NodeLost"
     POD_FORCE_DELETED: Final = "PodForceDeleted"
+
+
+class FailoverReason:
+    """Why the active role moved: `reason` of status.lastFailover and of the Lease's record."""
+
+    POD_DELETED: Final = "PodDeleted"  # the leader's pod was being deleted: it released
+    ELECTOR_STOPPED: Final = "ElectorStopped"  # its ha-elector stopped (SIGTERM): it released
+    APPLICATION_UNHEALTHY: Final = "ApplicationUnhealthy"  # its application was not Ready
+    SWITCHOVER: Final = "Switchover"  # a user asked (haoperator switchover, the annotation)
+    PREEMPTED: Final = "Preempted"  # preempt: an older ready pod takes the role back
+    ELECTOR_TERMINATED: Final = "ElectorTerminated"  # the kubelet reported its elector dead
+    LEASE_EXPIRED: Final = "LeaseExpired"  # it stopped renewing (node lost, partition, freeze)
 
 
 class Action:

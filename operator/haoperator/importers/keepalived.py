@@ -18,6 +18,9 @@ Pure: the configuration's text in, HAService manifests and a report out.
   failure threshold). A VRRP instance that only floats virtual-server addresses is the director
   itself: the Services replace it, so it is not imported.
 - `track_script`, `notify_*` and other scripts are reported, not run: a note suggests a probe.
+  A tracked script moves the address after `fall` failed checks `interval` apart: the suggested
+  readiness probe fails at the first (failureThreshold 1) and `activePassive.unhealthySeconds` is
+  interval x (fall - 1), so the role moves after the same interval x fall.
 - Secrets (`auth_pass`, or any script or value that looks like one) are never copied or printed.
 """
 
@@ -134,6 +137,7 @@ class _Importer:
             for s in statements
             if s.keyword == "vrrp_script" and s.args and s.block is not None
         }
+        self.tracked: list[tuple[float, int]] = []  # the current instance's (interval, fall)
         self.groups: dict[str, Statement] = {}
         for group in (s for s in statements if s.keyword == "vrrp_sync_group" and s.args):
             for member in _members(group):
@@ -207,6 +211,7 @@ class _Importer:
             members, subject, raw_name = [first], f"vrrp_instance {first.args[0]}", first.args[0]
         addresses: list[str] = []
         budgets: list[tuple[float, int]] = []
+        self.tracked = []
         preempt = True
         peers = 0
         for instance in members:
@@ -263,9 +268,23 @@ class _Importer:
                 ],
                 replicas=replicas,
                 addresses=list(dict.fromkeys(addresses)),
-                active_passive={**timing, "preempt": preempt},
+                active_passive={**timing, "preempt": preempt, **self._unhealthy(subject)},
             )
         )
+
+    def _unhealthy(self, subject: str) -> dict[str, int]:
+        """`unhealthySeconds` from the tracked scripts: the role moves after the slowest one's
+        interval x fall, the probe counting for the first interval."""
+        if not self.tracked:
+            return {}
+        interval, fall = max(self.tracked, key=lambda t: t[0] * t[1])
+        seconds = min(whole_seconds(interval * (fall - 1)), 3600) if fall > 1 else 0
+        self.report.note(
+            subject,
+            f"track_script: the address moved after {fall} failed checks {interval:g}s apart; "
+            f"unhealthySeconds {seconds} after a probe failing once moves the role as late",
+        )
+        return {"unhealthySeconds": seconds}
 
     def _instance(self, instance: Statement, subject: str) -> list[str]:
         """The instance's addresses; reports what it carries that has no equivalent."""
@@ -311,9 +330,17 @@ class _Importer:
         command = script.arg("script") or ""
         interval = value(script, "interval", 0.001, 86400) or 1
         fall = value(script, "fall", 1, 1000) or 1
+        weight = value(script, "weight", -254, 254)
+        self.tracked.append((interval, int(fall)))
         self.report.note(
             subject,
             f"track_script {name} runs {_shown(command)} every {interval:g}s: "
-            f"give the container a probe running the same check (periodSeconds "
-            f"{whole_seconds(interval)}, failureThreshold {int(fall)})",
+            f"give the container a readiness probe running the same check (periodSeconds "
+            f"{whole_seconds(interval)}, failureThreshold 1)",
         )
+        if weight:
+            self.report.note(
+                subject,
+                f"track_script {name} has weight {weight:g}: keepalived only changed the "
+                "priority; here a failed check moves the role to a ready standby",
+            )

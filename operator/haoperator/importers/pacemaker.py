@@ -344,6 +344,8 @@ class _Importer:
         ):
             plan.active_passive = {"preempt": False}
             self.report.note(subject, f"resource-stickiness {stickiness}: preempt false")
+        if plan.category == "ActivePassive":
+            self._unhealthy(plan, threshold)
         if meta.get("target-role", "").lower() == "stopped":
             self.report.warning(
                 subject,
@@ -355,6 +357,32 @@ class _Importer:
         ignored = sorted(own - MAPPED_META)
         if ignored:
             self.report.unsupported(subject, f"meta attributes {', '.join(ignored)}: no equivalent")
+
+    def _unhealthy(self, plan: Plan, threshold: int | None) -> None:
+        """The monitor as what moves the active role: its failures make the pod not Ready (the
+        readiness probe, failing once), and the role moves when pacemaker would have moved the
+        resource, at failure `migration-threshold`."""
+        probes = [c.probe for c in plan.containers if c.probe is not None]
+        if not probes:
+            return
+        probe = min(probes, key=lambda p: p.period)
+        probe.failure_threshold = 1
+        if threshold is not None and threshold > 0:
+            seconds = min(probe.period * (threshold - 1), 3600)
+            plan.active_passive = {**(plan.active_passive or {}), "unhealthySeconds": seconds}
+            self.report.note(
+                plan.subject,
+                f"{probe.origin} every {probe.period}s, migration-threshold {threshold}: the "
+                f"active role moves after {threshold} failed checks (unhealthySeconds {seconds})",
+            )
+        else:
+            self.report.note(
+                plan.subject,
+                f"{probe.origin} every {probe.period}s: a failed check makes the pod not Ready and "
+                "moves the active role to a ready standby at once, where pacemaker (no "
+                "migration-threshold) restarted it in place; raise "
+                "activePassive.unhealthySeconds to give it that time",
+            )
 
 
 def _seconds(value: str, where: str) -> float:

@@ -1,9 +1,12 @@
 """`haoperator elect`: the command that runs the ha-elector sidecar (see elector.py), with the
-probes the application and the kubelet ask: GET /healthz and GET /leader."""
+probes the application and the kubelet ask (GET /healthz, GET /leader), its metrics (GET
+/metrics) and the question a leader asks its peers while the API server is out of reach (POST
+/failsafe)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import threading
@@ -26,20 +29,51 @@ class _Probes(BaseHTTPRequestHandler):
             self._answer(200, "ok")
         elif self.path == "/leader":
             leader = self.elector.leader_now()
-            self._answer(200 if leader else 503, "leader" if leader else "standby")
+            self._answer(200 if leader else 503, self.elector.state())
+        elif self.path == "/metrics":
+            self._answer(200, metrics(self.elector), "text/plain; version=0.0.4")
         else:
             self._answer(404, "not found")
 
-    def _answer(self, code: int, text: str) -> None:
+    def do_POST(self) -> None:
+        if self.path != "/failsafe":
+            self._answer(404, "not found")
+            return
+        try:
+            length = min(int(self.headers.get("Content-Length") or 0), 4096)
+            asker = str(json.loads(self.rfile.read(length))["holder"])
+        except (ValueError, KeyError, TypeError):
+            self._answer(400, 'want {"holder": POD}')
+            return
+        answer = self.elector.answer_failsafe(asker)
+        self._answer(200, json.dumps(answer), "application/json")
+
+    def _answer(self, code: int, text: str, content_type: str = "text/plain") -> None:
         body = (text + "\n").encode()
         self.send_response(code)
-        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         return  # probes every few seconds are not news
+
+
+def metrics(elector: Elector) -> str:
+    """The elector's state in Prometheus' text format."""
+    leading = elector.leader_now()
+    riding = leading and elector.unreachable_since is not None
+    lines = [
+        "# HELP haoperator_elector_leading Whether this pod is the active one (/leader 200).",
+        "# TYPE haoperator_elector_leading gauge",
+        f"haoperator_elector_leading {int(leading)}",
+        "# HELP haoperator_elector_failsafe Whether this leader keeps the role through an "
+        "unreachable API server, on the other pods' word.",
+        "# TYPE haoperator_elector_failsafe gauge",
+        f"haoperator_elector_failsafe {int(riding)}",
+    ]
+    return "\n".join(lines)
 
 
 def add_parser(commands: Any) -> None:
@@ -82,6 +116,28 @@ def add_parser(commands: Any) -> None:
         "--preempt", action="store_true", help="the oldest ready pod takes the role back"
     )
     elect.add_argument(
+        "--unhealthy-seconds",
+        type=float,
+        default=0.0,
+        help="hand the role over once the application has not been Ready for this long "
+        "(default: %(default)s)",
+    )
+    elect.add_argument(
+        "--health-container",
+        action="append",
+        default=[],
+        dest="health_containers",
+        help="a container whose readiness is the application's health (repeat; default: every "
+        "container but the ha-elector)",
+    )
+    elect.add_argument(
+        "--failsafe-seconds",
+        type=float,
+        default=0.0,
+        help="keep the role through an unreachable API server for up to this long while every "
+        "other pod confirms it cannot reach it either (default: %(default)s, off)",
+    )
+    elect.add_argument(
         "--port", type=int, default=8099, help="GET /healthz and /leader (default: %(default)s)"
     )
     elect.add_argument(
@@ -120,11 +176,15 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
         lease=args.lease,
         timing=timing,
         preempt=args.preempt,
+        unhealthy_seconds=args.unhealthy_seconds,
+        health_containers=tuple(args.health_containers),
+        failsafe=args.failsafe_seconds,
+        port=args.port,
     )
     _Probes.elector = elector
     server = ThreadingHTTPServer((args.bind, args.port), _Probes)
     threading.Thread(target=server.serve_forever, daemon=True, name="probes").start()
-    for name, follow in (("lease-watch", elector.watch_lease), ("pod-watch", elector.watch_pod)):
+    for name, follow in (("lease-watch", elector.watch_lease), ("pod-watch", elector.watch_pods)):
         threading.Thread(target=follow, daemon=True, name=name).start()
 
     def stop(signum: int, _: Any) -> None:

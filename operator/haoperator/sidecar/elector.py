@@ -11,10 +11,22 @@ does it lead (GET /leader 200). If either fails it keeps the Lease and retries t
 acquisition every retry period (see election.py), so /leader never says 200 while the Service
 routes elsewhere or nowhere.
 
-It also watches its own pod, so the role label is a level it keeps true without a request per
-renew: a leader puts `active` back (after a `kubectl label pod … role-`, say) and anyone else puts
-`standby` back over a stray `active`. While leading it renews every retry period; if it cannot
-renew within the renew deadline it labels itself standby at once. On SIGTERM it labels itself
+It also watches the pods of its service. Its own pod's role label is a level it keeps true without
+a request per renew: a leader puts `active` back (after a `kubectl label pod … role-`, say) and
+anyone else puts `standby` back over a stray `active`. Its own pod's readiness is the
+application's health, the others' tell which pod could take over (a leader whose application is
+down hands over to a ready standby; an unhealthy standby leaves the Lease to a ready one), and the
+holder's says when its elector process is gone (taken over at once, not at expiry).
+
+Failsafe: a leader whose renewal cannot reach the API server asks the other electors (the
+members it published on the Lease, on their elector port) every retry period; while every one
+answers that it cannot reach the API server either, is not leading and sees the Lease naming
+this pod, each answer counts as a renewal (election.py says why that is safe), for at most
+`failsafe` seconds. When the API server answers again the leader renews and records the outage
+on the Lease (the operator reports it as FailsafeHeld).
+
+While leading it renews every retry period; if it cannot renew within the renew deadline it
+labels itself standby at once. On SIGTERM it labels itself
 standby and releases the Lease so a standby takes over immediately. GET /healthz and GET /leader
 (200 when leader, 503 otherwise) serve the application. Failures are logged once per change of
 error, not every retry period.
@@ -22,10 +34,14 @@ error, not every retry period.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -33,12 +49,24 @@ import structlog
 from haoperator.controller.kube import RESOURCES, ApiError, Kube
 from haoperator.core.election import (
     Action,
+    Handover,
+    PeerAnswer,
     SeenLease,
     Timing,
+    app_ready,
     decide,
+    failover_gap_start,
+    failsafe_holds,
+    failsafe_lasted,
+    failsafe_members,
     foreign,
+    handover,
+    holder_gone,
+    holder_stopped_at,
     leading,
-    preferred,
+    member,
+    parse_members,
+    ready_rival,
     role_to_write,
     takeover,
 )
@@ -46,14 +74,15 @@ from haoperator.core.objects import (
     annotations_of,
     controller,
     deleting,
-    is_ready,
     labels_of,
     older,
 )
 from haoperator.core.times import epoch, micro_stamp
-from haoperator.core.vocabulary import OPERATOR, Annotation, Label, Role
+from haoperator.core.vocabulary import OPERATOR, Annotation, FailoverReason, Label, Role
 
 WATCH_SECONDS = 60
+DEPARTED_KEPT = 16
+"""Deleted pods remembered, for the last word on a holder's elector (see election.holder_gone)."""
 log = structlog.get_logger("haoperator.elector")
 
 
@@ -70,6 +99,13 @@ def _role(pod: dict[str, Any] | None) -> str | None:
     return labels_of(pod).get(Label.ROLE)
 
 
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 class Elector:
     def __init__(
         self,
@@ -80,18 +116,35 @@ class Elector:
         lease: str,
         timing: Timing,
         preempt: bool = False,
+        unhealthy_seconds: float = 0.0,
+        health_containers: tuple[str, ...] = (),
+        failsafe: float = 0.0,
+        port: int = 8099,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
         self.namespace, self.pod, self.lease_name = namespace, pod, lease
         self.timing, self.preempt, self.clock = timing, preempt, clock
+        self.unhealthy_seconds, self.health_containers = unhealthy_seconds, health_containers
+        self.started = time.time()  # recorded on the Lease we hold (see election.holder_gone)
         self.is_leader = False  # only once fenced and labelled, never on the Lease write alone
         self.last_renew = float("-inf")
         self.record: dict[str, Any] | None = None
         self.observed: SeenLease | None = None
-        self.own: dict[str, Any] | None = None  # newest copy of our pod: watch, GET or PATCH
-        self.own_synced = False  # the pod watch follows it now, so `own` is current
+        self.pods: dict[str, dict[str, Any]] = {}  # the service's pods: watch, list or PATCH
+        self.departed: dict[str, dict[str, Any]] = {}  # their last copies once deleted
+        self.own_synced = False  # the pod watch follows them now, so `pods` is current
         self.terminating = False  # our pod is being deleted: release, never acquire
+        self.unhealthy_since: float | None = None  # our application not Ready since (monotonic)
+        self.pending_failover: dict[str, Any] | None = None  # recorded at the first renew
+        self.unrecorded: dict[str, Any] | None = None  # a takeover written, not yet leading
+        self.failsafe, self.port = failsafe, port
+        self.last_api_renew: float | None = None  # monotonic: the last renew the API server took
+        self.unreachable_since: float | None = None  # wall clock: a leader's renew first failed
+        self.failsafe_peers: int | None = None  # members who confirmed the last failsafe round
+        self.pending_annotations: dict[str, str] = {}  # written with the next renew
+        self.avoid: dict[str, float] = {}  # pods handed the role that did not take it: until
+        self.won_by_switchover = False  # a user moved the role here: preempt does not undo it
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stop = threading.Event()
@@ -104,6 +157,11 @@ class Elector:
     def leader_now(self) -> bool:
         with self.lock:
             return leading(self.is_leader, self.last_renew, self.clock(), self.timing)
+
+    @property
+    def own(self) -> dict[str, Any] | None:
+        """The newest copy of our pod."""
+        return self.pods.get(self.pod)
 
     # -- failures, logged once per change ------------------------------------------------------
 
@@ -164,32 +222,65 @@ class Elector:
             observed_at=observed_at,
             handover_to=annotations_of(record).get(Annotation.HANDOVER_TO),
             foreign=foreign(labels_of(record), self.lease_name, controller(record)),
+            holder_started=_float(annotations_of(record).get(Annotation.HOLDER_STARTED)),
+            switch_to=annotations_of(record).get(Annotation.SWITCHOVER_TO),
+            members=parse_members(annotations_of(record).get(Annotation.FAILSAFE_MEMBERS)),
         )
         return True
 
     # -- our pod as seen -------------------------------------------------------------------
 
-    def observe_pod(self, pod: dict[str, Any] | None) -> None:
-        """Take our own pod from the watch or from a PATCH's answer. A change of its role label
-        wakes the loop, which puts the right one back (see keep_role)."""
+    def observe_pod(self, pod: dict[str, Any], *, gone: bool = False) -> None:
+        """Take a pod of the service from the watch (`gone`: deleted) or from a PATCH's answer.
+        Any news wakes the loop: our role label to put back, a change of health, a holder whose
+        elector stopped."""
+        name = pod["metadata"]["name"]
         with self.lock:
-            old = self.own
-            if pod is not None and _known(pod, old):
+            old = self.pods.get(name) or self.departed.get(name)
+            if not gone and _known(pod, old):
                 return
-            self.own = pod
-            gone = pod is not None and deleting(pod)
-            news = gone and not self.terminating
-            self.terminating = self.terminating or gone
-        if news:
+            deleted = self._take_pod(name, pod, gone)
+        if deleted:
             self.log.info("this pod is being deleted: giving the Lease up")
-        if news or _role(pod) != _role(old):
-            self.wake.set()
+        self.wake.set()
 
-    def read_pod(self) -> None:
-        """Read our pod before (re)starting its watch: from then on the copy is current."""
-        self.observe_pod(self.kube.get("Pod", self.namespace, self.pod))
+    def _take_pod(self, name: str, pod: dict[str, Any], gone: bool) -> bool:
+        """Store a pod (lock held); True when it says our own pod is now being deleted."""
+        if gone:
+            self.pods.pop(name, None)
+            self.departed[name] = pod
+            while len(self.departed) > DEPARTED_KEPT:
+                self.departed.pop(next(iter(self.departed)))
+        else:
+            self.pods[name] = pod
+            self.departed.pop(name, None)
+        if name != self.pod:
+            return False
+        if app_ready(pod, self.health_containers) and not gone:
+            self.unhealthy_since = None
+        elif self.unhealthy_since is None:
+            self.unhealthy_since = self.clock()
+        news = (gone or deleting(pod)) and not self.terminating
+        self.terminating = self.terminating or news
+        return news
+
+    def read_pods(self) -> str | None:
+        """List the service's pods before (re)starting their watch: from then on the copies are
+        current. Returns the version to watch from."""
+        page = self.kube.list_page(
+            "Pod", self.namespace, {"labelSelector": f"{Label.SERVICE}={self.lease_name}"}
+        )
+        items = page.get("items") or []
+        listed = {item["metadata"]["name"] for item in items}
+        with self.lock:
+            for name in [n for n in self.pods if n not in listed]:
+                self._take_pod(name, self.pods[name], gone=True)
+        for item in items:
+            item.setdefault("kind", "Pod")
+            self.observe_pod(item)
         with self.lock:
             self.own_synced = True
+        return str((page.get("metadata") or {}).get("resourceVersion") or "") or None
 
     def _pod_unsynced(self) -> None:
         with self.lock:
@@ -201,31 +292,73 @@ class Elector:
         """Act once, then keep our pod's role label right; returns how long to wait before the
         next step."""
         with self.lock:
+            now = self.clock()
+            holder = self.observed.holder if self.observed else None
+            members = {name: member(pod, self.health_containers) for name, pod in self.pods.items()}
+            mine = members.get(self.pod)
+            healthy = mine.app_ready if mine is not None else True
+            rival = self.own_synced and ready_rival(self.pod, holder, members.values())
+            gone = bool(
+                self.own_synced
+                and holder
+                and holder != self.pod
+                and self.observed
+                and holder_gone(
+                    self.pods.get(holder) or self.departed.get(holder),
+                    self.observed.holder_started,
+                )
+            )
             decision = decide(
                 self.pod,
                 self.observed,
                 is_leader=self.is_leader,
                 last_renew=self.last_renew,
-                now=self.clock(),
+                now=now,
                 timing=self.timing,
                 terminating=self.terminating,
+                healthy=healthy,
+                ready_rival=rival,
+                holder_gone=gone,
+                failsafe=self.failsafe,
             )
+            move: Handover | None = None
+            if self.is_leader and decision.action in (Action.RENEW, Action.WAIT):
+                move = handover(
+                    self.pod,
+                    members if self.own_synced else {},
+                    unhealthy_for=None
+                    if self.unhealthy_since is None
+                    else now - self.unhealthy_since,
+                    unhealthy_seconds=self.unhealthy_seconds,
+                    switch_to=self.observed.switch_to if self.observed else None,
+                    preempt=self.preempt and not self.won_by_switchover,
+                    avoid=frozenset(n for n, until in self.avoid.items() if until > now),
+                )
         wait = decision.wait
         try:
-            if decision.action is Action.STEP_DOWN:
+            if move is not None:
+                self.log.info("handing the role over", to=move.to, reason=move.reason)
+                self.release(handover_to=move.to, reason=move.reason)
+                wait = self.timing.retry_period
+            elif decision.action is Action.STEP_DOWN:
                 self.step_down("renew deadline passed, or the Lease moved on or is not ours")
             elif decision.action is Action.RELEASE:
-                self.release()
+                self.release(reason=self._release_reason())
             elif decision.action is Action.CREATE:
                 self.create()
             elif decision.action is Action.ACQUIRE:
                 self.acquire()
             elif decision.action is Action.RENEW:
-                self.renew()
+                self.renew_or_ride_out()
         except ApiError as exc:
             wait = self._lease_refused(decision.action, exc, decision.wait)
         self.keep_role()
         return wait
+
+    def _release_reason(self) -> str:
+        if self.terminating:
+            return FailoverReason.POD_DELETED
+        return FailoverReason.APPLICATION_UNHEALTHY
 
     def _lease_refused(self, action: Action, exc: ApiError, wait: float) -> float:
         if exc.status == 409:
@@ -260,6 +393,7 @@ class Elector:
                 "name": self.lease_name,
                 "namespace": self.namespace,
                 "labels": {Label.SERVICE: self.lease_name, Label.MANAGED_BY: OPERATOR},
+                "annotations": {Annotation.HOLDER_STARTED: f"{self.started:.6f}"},
             },
             "spec": {
                 "holderIdentity": self.pod,
@@ -278,25 +412,55 @@ class Elector:
             return
         spec = dict(record.get("spec") or {})
         annotations = dict(record["metadata"].get("annotations") or {})
-        annotations.pop(Annotation.HANDOVER_TO, None)
-        taken = takeover(
-            self.pod,
-            spec.get("holderIdentity") or None,
-            annotations.pop(Annotation.RELEASED_BY, None),
-            int(spec.get("leaseTransitions") or 0),
-        )
-        lost_at = epoch(spec.get("renewTime"))
+        for done in (
+            Annotation.HANDOVER_TO,
+            Annotation.SWITCHOVER_TO,
+            Annotation.SWITCHOVER_REQUESTED,
+        ):
+            annotations.pop(done, None)
+        holder = spec.get("holderIdentity") or None
+        named = (record["metadata"].get("annotations") or {}).get(Annotation.HANDOVER_TO)
+        if holder is None and named and named != self.pod:
+            # Handed to another pod, which let it lie: do not hand it to that pod again soon.
+            with self.lock:
+                self.avoid[named] = self.clock() + 2 * self.timing.lease_duration
+        released_by = annotations.pop(Annotation.RELEASED_BY, None)
+        release_reason = annotations.pop(Annotation.RELEASE_REASON, None)
+        taken = takeover(self.pod, holder, released_by, int(spec.get("leaseTransitions") or 0))
+        annotations[Annotation.HOLDER_STARTED] = f"{self.started:.6f}"
+        annotations.pop(Annotation.FAILSAFE_MEMBERS, None)
+        annotations.update(self._members_annotation())
+        pending = None
+        if taken.failover_from:
+            with self.lock:
+                holder_pod = (
+                    (self.pods.get(holder) or self.departed.get(holder)) if holder else None
+                )
+                dead = holder_gone(holder_pod, _float(
+                    (record["metadata"].get("annotations") or {}).get(Annotation.HOLDER_STARTED)
+                ))  # fmt: skip
+            renewed = epoch(spec.get("renewTime"))
+            if holder is None:
+                reason = release_reason or FailoverReason.ELECTOR_STOPPED
+            else:
+                reason = FailoverReason.ELECTOR_TERMINATED if dead else FailoverReason.LEASE_EXPIRED
+            pending = {
+                "from": taken.failover_from,
+                "reason": reason,
+                "since": failover_gap_start(
+                    renewed if holder is None else None,
+                    renewed if holder is not None else None,
+                    holder_stopped_at(holder_pod) if dead else None,
+                    self.timing,
+                ),
+            }
+        with self.lock:
+            # A takeover whose fencing or labelling failed is retried as a retake (the Lease names
+            # us already): it is still the same failover, recorded once we lead.
+            if pending is not None or not taken.retake:
+                self.unrecorded = pending
+            pending = self.unrecorded
         now = micro_stamp(time.time())
-        if taken.failover_from and lost_at is not None:
-            annotations[Annotation.LAST_FAILOVER] = json.dumps(
-                {
-                    "from": taken.failover_from,
-                    "to": self.pod,
-                    "time": now,
-                    "seconds": round(max(time.time() - lost_at, 0.0), 3),
-                },
-                sort_keys=True,
-            )
         body = {
             **record,
             "metadata": {**record["metadata"], "annotations": annotations},
@@ -312,9 +476,16 @@ class Elector:
         self._take(
             lambda: self.kube.replace(_lease(body)),
             previous=taken.failover_from,
+            pending=pending,
         )
 
-    def _take(self, write: Callable[[], dict[str, Any]], *, previous: str | None) -> None:
+    def _take(
+        self,
+        write: Callable[[], dict[str, Any]],
+        *,
+        previous: str | None,
+        pending: dict[str, Any] | None = None,
+    ) -> None:
         """Write the Lease (an ApiError goes to the caller), then fence, then label: lead only
         when all three succeeded within the renew deadline of the write. Otherwise the Lease
         names us while we do not lead, so the next step acquires again (see election.decide)."""
@@ -343,11 +514,21 @@ class Elector:
             else:
                 slow = False
                 self.is_leader, self.last_renew = True, before
+                self.last_api_renew = before
+                self.won_by_switchover = (pending or {}).get("reason") == FailoverReason.SWITCHOVER
+                if pending is not None:
+                    # The gap ends now that we answer /leader 200: written by the renew that
+                    # follows, which the operator turns into FailoverCompleted.
+                    self.pending_failover = {**pending, "led": time.time()}
+                    self.unrecorded = None
         if slow:
             self._failed("slow", "labelling outlasted the renew deadline: not leading; again")
             return
         self._recovered("slow", "fenced and labelled within the renew deadline")
         self.log.info("leader elected", previous=previous)
+        if pending is not None:
+            # Record the failover now that we serve, with a renew: the operator reports it.
+            self._try("lease", self.renew, "could not record the failover on the Lease")
 
     def _try(self, what: str, action: Callable[[], object], message: str) -> bool:
         try:
@@ -358,60 +539,218 @@ class Elector:
         self._recovered(what, f"{what} works again")
         return True
 
-    def renew(self) -> None:
+    def renew(self, timeout: float | None = None) -> None:
         with self.lock:
             record = self.record
         if record is None:
             return
         before = self.clock()
+        with self.lock:
+            pending = self.pending_failover
+            extra = dict(self.pending_annotations)
+        if pending is not None:
+            extra[Annotation.LAST_FAILOVER] = failover_record(pending, self.pod)
+        extra.update(self._members_annotation(record))
+        metadata = record["metadata"]
+        if extra:
+            metadata = {
+                **metadata,
+                "annotations": {**(metadata.get("annotations") or {}), **extra},
+            }
         body = {
             **record,
+            "metadata": metadata,
             "spec": {**(record.get("spec") or {}), "renewTime": micro_stamp(time.time())},
         }
-        updated = self.kube.replace(_lease(body))
+        updated = self.kube.replace(_lease(body), timeout=timeout)
         with self.lock:
             self._observe(updated)
             self.last_renew = before
+            self.last_api_renew = before
+            if self.pending_failover is pending:
+                self.pending_failover = None
+            for key in extra:
+                self.pending_annotations.pop(key, None)
         self._recovered("lease", "the Lease can be written again")
-        if self.preempt:
-            self._try("handover", self.maybe_hand_over, "could not look for a preferred pod")
 
-    def maybe_hand_over(self) -> None:
-        """preempt: if an older ready pod exists, release the Lease to it."""
-        pods = self.kube.list("Pod", self.namespace, f"{Label.SERVICE}={self.lease_name}")
-        ready = [
-            (p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])
-            for p in pods
-            if is_ready(p)
-        ]
-        if self.pod not in {name for _, name in ready}:
+    def _members_annotation(self, record: dict[str, Any] | None = None) -> dict[str, str]:
+        """The failsafe members to publish, when they differ from what `record` says: every
+        other pod that could take the Lease, from the pod watch (only once it is synced)."""
+        if not self.failsafe:
+            return {}
+        with self.lock:
+            if not self.own_synced:
+                return {}
+            members = ",".join(sorted(failsafe_members(self.pod, self.pods.values())))
+        if (
+            record is not None
+            and annotations_of(record).get(Annotation.FAILSAFE_MEMBERS) == members
+        ):
+            return {}
+        return {Annotation.FAILSAFE_MEMBERS: members}
+
+    # -- failsafe ---------------------------------------------------------------------------
+
+    def renew_or_ride_out(self) -> None:
+        """Renew; if the API server cannot be reached, ride the outage out on the members' word
+        (a failsafe round), or step down at once when they do not give it."""
+        riding = self.unreachable_since is not None
+        try:
+            # While riding an outage out, a renew must not eat the time a round needs.
+            self.renew(timeout=self.timing.retry_period / 2 if riding else None)
+        except ApiError as exc:
+            if exc.status != 0 or not self.failsafe or not self.leader_now():
+                raise
+            if not riding:
+                self.unreachable_since = time.time()
+                self.log.warning("the API server is unreachable: asking the other pods")
+            self.ride_out()
             return
-        best = preferred(ready)
-        if best and best != self.pod:
-            self.log.info("handing over to the preferred pod", to=best)
-            self.release(handover_to=best)
+        if riding:
+            self._outage_over()
+
+    def _outage_over(self) -> None:
+        since, self.unreachable_since = self.unreachable_since, None
+        peers, self.failsafe_peers = self.failsafe_peers, None
+        if since is None or not self.leader_now():
+            return
+        seconds = round(max(time.time() - since, 0.0), 3)
+        self.log.info("the API server answers again: kept the role", seconds=seconds, peers=peers)
+        record = json.dumps(
+            {"pod": self.pod, "time": micro_stamp(time.time()), "seconds": seconds,
+             "peers": peers or 0},
+            sort_keys=True,
+        )  # fmt: skip
+        with self.lock:
+            self.pending_annotations[Annotation.LAST_FAILSAFE] = record
+        self._try("lease", self.renew, "could not record the outage on the Lease")
+
+    def ride_out(self) -> None:
+        """One failsafe round: ask every published member; all confirm, or step down now."""
+        now = self.clock()
+        with self.lock:
+            members = self.observed.members if self.observed else None
+            last = self.last_api_renew
+        if members is None:
+            self.step_down("the API server is unreachable and no failsafe members are published")
+            return
+        if failsafe_lasted(last, now, self.failsafe):
+            self.step_down(
+                f"the API server has been unreachable for the failsafe's {self.failsafe:g} s"
+            )
+            return
+        sent = self.clock()
+        answers = self.ask(members)
+        why = failsafe_holds(self.pod, members, answers)
+        if why is not None and any(a.reachable for a in answers.values()):
+            # Another pod reaches the API server: it may be back (busy with the backlog of an
+            # outage, say) or the outage may be ours alone. One more renew, with the usual
+            # timeout, tells which: renewed, the outage is over; not, we step down now.
+            try:
+                self.renew()
+            except ApiError:
+                pass
+            else:
+                self._outage_over()
+                return
+        if why is not None:
+            self.step_down(f"the API server is unreachable and {why}")
+            return
+        with self.lock:
+            if self.is_leader:
+                self.last_renew = max(self.last_renew, sent)  # a renewal by proxy: see election
+                self.failsafe_peers = len(members)
+        self._failed(
+            "failsafe",
+            "the API server is unreachable: keeping the role, every other pod confirms",
+            level="info",
+        )
+
+    def ask(self, members: frozenset[str]) -> dict[str, PeerAnswer]:
+        """Ask each member at once (POST /failsafe on its elector port), within a retry period."""
+        if not members:
+            return {}
+        with self.lock:
+            ips = {
+                name: ((self.pods.get(name) or {}).get("status") or {}).get("podIP")
+                for name in members
+            }
+        timeout = self.timing.retry_period * 0.8
+        with ThreadPoolExecutor(max_workers=len(members)) as pool:
+            found = {
+                name: pool.submit(_ask_peer, ip, self.port, self.pod, timeout)
+                for name, ip in ips.items()
+            }
+            return {name: future.result() for name, future in found.items()}
+
+    def answer_failsafe(self, asker: str) -> dict[str, Any]:
+        """A leader asks: can we reach the API server, do we lead, whom does our Lease name? When
+        we cannot reach it, do not lead and the Lease names the asker, the question is a renewal:
+        our copy of its Lease is valid for a lease duration from now (so we will not take it
+        sooner, even if the API server comes back to us first)."""
+        reachable = self.api_reachable()
+        with self.lock:
+            lead = leading(self.is_leader, self.last_renew, self.clock(), self.timing)
+            holder = self.observed.holder if self.observed else None
+            if not reachable and not lead and holder == asker and self.observed is not None:
+                self.observed = dataclasses.replace(
+                    self.observed, observed_at=max(self.observed.observed_at, self.clock())
+                )
+        return {"pod": self.pod, "apiReachable": reachable, "leading": lead, "holder": holder}
+
+    def api_reachable(self) -> bool:
+        """Whether the API server answers us now (reading the Lease, within part of a retry
+        period, so the asker hears back in time)."""
+        try:
+            record = self.kube.get(
+                "Lease", self.namespace, self.lease_name, timeout=self.timing.retry_period * 0.4
+            )
+        except ApiError as exc:
+            return exc.status != 0  # any HTTP answer is an answer
+        self.observe(record)
+        return True
+
+    def state(self) -> str:
+        """What /leader says beside its status code."""
+        if not self.leader_now():
+            return "standby"
+        if self.unreachable_since is not None:
+            return (
+                f"leader (failsafe: the API server unreachable for "
+                f"{time.time() - self.unreachable_since:.1f} s, {self.failsafe_peers or 0} "
+                "other pods confirm)"
+            )
+        return "leader"
 
     def step_down(self, why: str) -> None:
         """Stop leading; the caller's keep_role labels the pod standby."""
         with self.lock:
             was = self.is_leader
             self.is_leader = False
+            self.pending_failover = None
         if was:
             self.log.warning("stepping down", reason=why)
 
-    def release(self, handover_to: str | None = None) -> None:
-        """Stand down and give the Lease up so a standby takes it now, not when it expires."""
-        self.step_down("releasing the Lease")
-        self.keep_role()
-        self._give_up_lease(handover_to, attempts=3)
+    def release(
+        self, handover_to: str | None = None, reason: str = FailoverReason.ELECTOR_STOPPED
+    ) -> None:
+        """Stand down and give the Lease up so a standby takes it now, not when it expires.
 
-    def _give_up_lease(self, handover_to: str | None, attempts: int) -> None:
+        The Lease goes first, our label after: we stopped answering 200 the moment we stood
+        down, the next leader removes our `active` before it labels itself, so the order only
+        decides how soon it can start (one request sooner)."""
+        self.step_down("releasing the Lease")
+        self._give_up_lease(handover_to, reason, attempts=3)
+        self.keep_role()
+
+    def _give_up_lease(self, handover_to: str | None, reason: str, attempts: int) -> None:
         with self.lock:
             record, observed = self.record, self.observed
         if record is None or observed is None or observed.foreign or observed.holder != self.pod:
             return
         annotations = dict(record["metadata"].get("annotations") or {})
         annotations[Annotation.RELEASED_BY] = self.pod
+        annotations[Annotation.RELEASE_REASON] = reason
         if handover_to:
             annotations[Annotation.HANDOVER_TO] = handover_to
         body = {
@@ -436,7 +775,7 @@ class Elector:
             except ApiError as again:
                 self.log.warning("could not release the Lease", error=str(again))
                 return
-            self._give_up_lease(handover_to, attempts - 1)
+            self._give_up_lease(handover_to, reason, attempts - 1)
 
     # -- pods ---------------------------------------------------------------------------------
 
@@ -489,19 +828,37 @@ class Elector:
 
     def watch_lease(self) -> None:
         """Follow the Lease so a release or an expiry is seen at once."""
-        self._follow("Lease", self.lease_name, self.refresh, self.observe)
 
-    def watch_pod(self) -> None:
-        """Follow our own pod, so its role label is known without a request per renew."""
-        self._follow("Pod", self.pod, self.read_pod, self.observe_pod, lost=self._pod_unsynced)
+        def take(type_: str, obj: dict[str, Any]) -> None:
+            self.observe(None if type_ == "DELETED" else obj)
+
+        def read() -> None:
+            self.refresh()
+
+        self._follow("Lease", read, take, field_selector=f"metadata.name={self.lease_name}")
+
+    def watch_pods(self) -> None:
+        """Follow the service's pods: our role label, our health, the others' (see the module)."""
+
+        def take(type_: str, obj: dict[str, Any]) -> None:
+            self.observe_pod(obj, gone=type_ == "DELETED")
+
+        self._follow(
+            "Pod",
+            self.read_pods,
+            take,
+            label_selector=f"{Label.SERVICE}={self.lease_name}",
+            lost=self._pod_unsynced,
+        )
 
     def _follow(
         self,
         kind: str,
-        name: str,
-        read: Callable[[], None],
-        take: Callable[[dict[str, Any] | None], None],
+        read: Callable[[], str | None],
+        take: Callable[[str, dict[str, Any]], None],
         *,
+        field_selector: str = "",
+        label_selector: str = "",
         lost: Callable[[], None] | None = None,
     ) -> None:
         """Read one object, then watch it, again and again: the watch must outlive API hiccups.
@@ -510,15 +867,16 @@ class Elector:
         what = kind.lower()
         while not self.stop.is_set():
             try:
-                read()
+                version = read()
                 self._recovered(f"{what} watch", f"{what} watch works again")
                 events = self.kube.watch(
-                    kind, self.namespace, field_selector=f"metadata.name={name}",
-                    seconds=WATCH_SECONDS,
+                    kind, self.namespace, field_selector=field_selector,
+                    label_selector=label_selector, seconds=WATCH_SECONDS, version=version or "",
                 )  # fmt: skip
                 try:
                     for type_, obj in events:
-                        take(None if type_ == "DELETED" else obj)
+                        if type_ in ("ADDED", "MODIFIED", "DELETED"):
+                            take(type_, obj)
                         if self.stop.is_set():
                             break
                 finally:
@@ -554,9 +912,52 @@ class Elector:
             delay = self.step()
             self.wake.wait(max(delay, 0.01))
         # Even a leader that already stepped down may still be named on the Lease: free it.
-        self.release()
+        self.release(
+            reason=FailoverReason.POD_DELETED
+            if self.terminating
+            else FailoverReason.ELECTOR_STOPPED
+        )
 
 
 def _lease(body: dict[str, Any]) -> dict[str, Any]:
     """A Lease to write, with the kind and version that name where it goes."""
     return {**body, "apiVersion": RESOURCES["Lease"].api_version, "kind": "Lease"}
+
+
+def failover_record(pending: dict[str, Any], me: str) -> str:
+    """The Lease's last-failover annotation: from the last moment the service had an answering
+    leader (`since`) to the moment we started answering (`led`)."""
+    led = float(pending["led"])
+    since = pending.get("since")
+    seconds = max(led - float(since), 0.0) if since is not None else 0.0
+    return json.dumps(
+        {
+            "from": pending["from"],
+            "to": me,
+            "time": micro_stamp(led),
+            "seconds": round(seconds, 3),
+            "reason": pending["reason"],
+        },
+        sort_keys=True,
+    )
+
+
+def _ask_peer(ip: str | None, port: int, me: str, timeout: float) -> PeerAnswer:
+    if not ip:
+        return PeerAnswer(reachable=None)
+    request = urllib.request.Request(
+        f"http://{ip}:{port}/failsafe",
+        data=json.dumps({"holder": me}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            said = json.loads(answer.read())
+        return PeerAnswer(
+            reachable=bool(said["apiReachable"]),
+            leading=bool(said["leading"]),
+            holder=said.get("holder"),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return PeerAnswer(reachable=None)

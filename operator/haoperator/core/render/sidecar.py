@@ -5,7 +5,9 @@ so it starts before and stops after the application). Its command line, which `h
 must accept:
 
     haoperator elect --lease NAME --lease-duration-seconds N --renew-deadline-seconds N
-                     --retry-period-seconds N --port N [--preempt]
+                     --retry-period-seconds N --port N [--preempt] [--failsafe-seconds N]
+                     [--unhealthy-seconds N]
+                     [--health-container NAME ...]
 
 with the pod's name and namespace in the environment (POD_NAME, POD_NAMESPACE). It serves
 GET /healthz (the liveness probe) and GET /leader on that port.
@@ -66,6 +68,12 @@ def container(haservice: HAService, image: str) -> Manifest:
     ]
     if settings.preempt:
         args.append("--preempt")
+    if settings.failsafe_seconds:
+        args += ["--failsafe-seconds", str(settings.failsafe_seconds)]
+    if settings.unhealthy_seconds:
+        args += ["--unhealthy-seconds", str(settings.unhealthy_seconds)]
+    for health in settings.health_containers or []:
+        args += ["--health-container", health]
     return {
         "name": CONTAINER_NAME,
         "image": image,
