@@ -45,6 +45,10 @@ def pod_ips(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
     }
 
 
+def failovers_said(core: client.CoreV1Api, namespace: str) -> int:
+    return sum(e.count or 1 for e in has.events(core, namespace, NAME, "FailoverCompleted"))
+
+
 def started(
     core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str
 ) -> tuple[str, str, dict[str, str]]:
@@ -54,6 +58,15 @@ def started(
     ips = pod_ips(core, namespace)
     (standby,) = set(ips) - {active}
     return active, standby, ips
+
+
+def elector_logs(core: client.CoreV1Api, namespace: str, pods: dict[str, str]) -> str:
+    """The ha-elector logs of `pods`, for a failure message: why a leader stepped down."""
+    return "\n".join(
+        f"--- {pod}\n"
+        + core.read_namespaced_pod_log(pod, namespace, container="ha-elector", tail_lines=60)
+        for pod in sorted(pods)
+    )
 
 
 def answers(ips: dict[str, str], seconds: float) -> list[dict[str, int]]:
@@ -77,12 +90,17 @@ def test_a_frozen_api_server_moves_nothing(
 ) -> None:
     active, standby, ips = started(core, custom, namespace)
     before = int(lease(core, namespace).spec.lease_transitions or 0)
+    # (The first holder may have handed the role on before its application was ready.)
+    moved = failovers_said(core, namespace)
 
     with frozen_api_server():
         seen = answers(ips, seconds)
 
-    assert all(s[active] == 200 for s in seen), [s for s in seen if s[active] != 200][:5]
-    assert all(s[standby] == 503 for s in seen), [s for s in seen if s[standby] != 503][:5]
+    lost = [i for i, s in enumerate(seen) if s != {active: 200, standby: 503}]
+    assert not lost, (
+        f"{len(lost)} of {len(seen)} polls wrong, first at {lost[0] * 0.2:.1f} s: {seen[lost[0]]}\n"
+        + elector_logs(core, namespace, ips)
+    )
     after = answers(ips, 10)  # and once it answers again: the same leader renews
     assert all(s == {active: 200, standby: 503} for s in after), after
     held = lease(core, namespace)
@@ -100,7 +118,7 @@ def test_a_frozen_api_server_moves_nothing(
         lambda: has.events(core, namespace, NAME, "FailsafeHeld"), timeout=TIMEOUT, what="event"
     )
     assert f"pod {active} kept the active role" in event[0].message
-    assert not has.events(core, namespace, NAME, "FailoverCompleted")
+    assert failovers_said(core, namespace) == moved
     assert watcher.most_listed_at_once() == 1, watcher.listed
 
 

@@ -173,6 +173,10 @@ def test_an_unhealthy_active_pod_with_no_ready_standby_keeps_the_role_and_says_s
     assert warnings(good, st) == [("ActivePodUnhealthy", degraded["message"])]
     again = compute(ap(pods=sick, routed=set(), lease=lease("a"), previous=st))
     assert warnings(st, again) == []
+    # A service starting up, none of whose pods has been ready yet, is not told this.
+    starting = compute(ap(pods=sick, routed=set(), lease=lease("a")))
+    assert conditions(starting)["Ready"]["reason"] == "NoActivePod"
+    assert warnings({}, starting) == []
     # A ready standby exists: the electors are moving the role; not this reason.
     moving = [pod("a", "active", ready=False), pod("b", "standby")]
     other = compute(ap(pods=moving, routed=set(), lease=lease("a")))

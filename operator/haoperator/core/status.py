@@ -275,6 +275,17 @@ def _active_passive_ready(observed: Observed) -> dict[str, Any]:
     )
 
 
+def previous_condition(observed: Observed, type_: str) -> dict[str, Any]:
+    return next(
+        (c for c in observed.previous.get("conditions") or [] if c.get("type") == type_), {}
+    )
+
+
+def _was_unhealthy(observed: Observed) -> bool:
+    before = previous_condition(observed, ConditionType.READY)
+    return before.get("reason") == Reason.ACTIVE_POD_UNHEALTHY
+
+
 def was_ready(observed: Observed) -> bool:
     return condition_true({"status": observed.previous}, ConditionType.READY)
 
@@ -295,7 +306,10 @@ def _why_no_leader(observed: Observed, holder: dict[str, Any] | None) -> tuple[s
             "so the Service routes to no pod: its ha-elector cannot label it (see the ha-elector "
             f"log and the Role {lease}-elector)",
         )
-    if not any(is_ready(p) for p in observed.pods):
+    if not any(is_ready(p) for p in observed.pods) and (
+        was_ready(observed) or _was_unhealthy(observed)
+    ):
+        # It served, and nothing can take over: news (a service still starting up is not).
         return (
             Reason.ACTIVE_POD_UNHEALTHY,
             f"pod {name} is active but not ready, and no standby is ready to take over: it keeps "

@@ -168,6 +168,10 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
             raise SystemExit(
                 f"haoperator elect: cannot configure access to Kubernetes: {exc}"
             ) from exc
+    # No retries below us: urllib3 would repeat a timed-out request three times, so one renew
+    # against a hung API server took four timeouts, past the renew deadline; and a peer asked in
+    # a failsafe could not answer within a retry period. The elector retries on its own schedule.
+    configuration.retries = False
     api = client.ApiClient(configuration)
     elector = Elector(
         Kube(api, timeout=max(timing.retry_period, 1.0), field_manager=ELECTOR),
