@@ -83,6 +83,9 @@ from haoperator.core.vocabulary import OPERATOR, Annotation, FailoverReason, Lab
 WATCH_SECONDS = 60
 DEPARTED_KEPT = 16
 """Deleted pods remembered, for the last word on a holder's elector (see election.holder_gone)."""
+ASK_SHARE = 0.8
+"""The share of a retry period a failsafe round waits for the members' answers (a member asks
+the API server for at most half of that, so it can answer in time)."""
 log = structlog.get_logger("haoperator.elector")
 
 
@@ -350,6 +353,7 @@ class Elector:
                 self.acquire()
             elif decision.action is Action.RENEW:
                 self.renew_or_ride_out()
+                wait = self.next_round(wait)
         except ApiError as exc:
             wait = self._lease_refused(decision.action, exc, decision.wait)
         self.keep_role()
@@ -596,8 +600,10 @@ class Elector:
         (a failsafe round), or step down at once when they do not give it."""
         riding = self.unreachable_since is not None
         try:
-            # While riding an outage out, a renew must not eat the time a round needs.
-            self.renew(timeout=self.timing.retry_period / 2 if riding else None)
+            # A renew must not eat the time a failsafe round needs: the round (asking the
+            # members, up to 0.8 of a retry period) has to end within the renew deadline of the
+            # last renewal, or /leader says 503 meanwhile although nobody else can lead.
+            self.renew(timeout=self.renew_timeout(riding))
         except ApiError as exc:
             if exc.status != 0 or not self.failsafe or not self.leader_now():
                 raise
@@ -608,6 +614,28 @@ class Elector:
             return
         if riding:
             self._outage_over()
+
+    def renew_timeout(self, riding: bool) -> float | None:
+        """How long a renew may wait for the API server: the client's default without a
+        failsafe; with one, short enough that a renew due a retry period after the last one,
+        then a round of questions, both at their timeouts, end well before its renew deadline
+        (at the default 5/3/1 s timing: 1 + 0.6 + 0.8 = 2.4 s of the 3 s)."""
+        if riding:
+            return self.timing.retry_period / 2
+        if not self.failsafe:
+            return None
+        spare = self.timing.renew_deadline - self.timing.retry_period * (1 + ASK_SHARE)
+        return max(min(self.timing.retry_period, spare * 0.5), self.timing.retry_period / 2)
+
+    def next_round(self, wait: float) -> float:
+        """While riding an outage out, the next round is due a retry period after the last
+        proxy renewal (when its questions were sent), not after its answers came: counting from
+        the answers, two slow rounds in a row let the renew deadline pass between them."""
+        with self.lock:
+            if self.unreachable_since is None or not self.is_leader:
+                return wait
+            due = self.last_renew + self.timing.retry_period
+        return max(due - self.clock(), 0.0)
 
     def _outage_over(self) -> None:
         since, self.unreachable_since = self.unreachable_since, None
@@ -675,7 +703,7 @@ class Elector:
                 name: ((self.pods.get(name) or {}).get("status") or {}).get("podIP")
                 for name in members
             }
-        timeout = self.timing.retry_period * 0.8
+        timeout = self.timing.retry_period * ASK_SHARE
         with ThreadPoolExecutor(max_workers=len(members)) as pool:
             found = {
                 name: pool.submit(_ask_peer, ip, self.port, self.pod, timeout)
@@ -703,7 +731,10 @@ class Elector:
         period, so the asker hears back in time)."""
         try:
             record = self.kube.get(
-                "Lease", self.namespace, self.lease_name, timeout=self.timing.retry_period * 0.4
+                "Lease",
+                self.namespace,
+                self.lease_name,
+                timeout=self.timing.retry_period * ASK_SHARE / 2,
             )
         except ApiError as exc:
             return exc.status != 0  # any HTTP answer is an answer
