@@ -32,6 +32,7 @@ SECRETS = {
     "keepalived/openstack-ansible-haproxy": ["Os8812ab", "MonPw3344"],
     "keepalived/kolla-internal-vip": ["Kv2291xy"],
     "keepalived/lvs-web": ["Lv7c1bqq"],
+    "keepalived/lvs-checks": ["Ck5521zz"],
     "systemd/inventory-api": ["Inv-Db-Pw-6620", "Inv-Url-Pw-6621", "Inv-Admin-Tok-6622"],
 }  # fmt: skip
 """Secret values in the inputs, none of which may show in the output or the report."""

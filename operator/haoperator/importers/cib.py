@@ -4,6 +4,10 @@ Only the standard library reads the XML, through expat directly rather than Elem
 for two reasons: every element keeps its line number, so an error can point at it; and a
 document type declaration is refused outright. A CIB never has one, and refusing it closes the
 door on entity tricks (external entities, exponential expansion) whatever the expat version.
+
+Values read here may be secrets (a `passwd` parameter, a `masterauth` op attribute, a URL with a
+password): whatever prints one in a report line, a refusal or a manifest passes it through
+`shown` (or `assignment`), which keeps the name and hides the value.
 """
 
 from __future__ import annotations
@@ -12,7 +16,34 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
-from haoperator.importers.common import Report, Unreadable, check_size, duration
+from haoperator.importers.common import (
+    Report,
+    Unreadable,
+    check_size,
+    duration,
+    has_secret_value,
+    is_secret_name,
+)
+
+HIDDEN = "<secret>"
+"""What a report prints instead of a value that may be a secret."""
+
+
+def is_secret(name: str, value: str) -> bool:
+    """Whether the setting `name` (empty when the value has none) may hold a secret: by its name
+    (`passwd`, `masterauth`, `auth`) or by what the value carries itself (`--requirepass X`, a URL
+    with a password)."""
+    return bool(name and is_secret_name(name)) or has_secret_value(value)
+
+
+def shown(value: str, name: str = "") -> str:
+    """`value` as a report may print it: HIDDEN when it may be a secret (see `is_secret`)."""
+    return HIDDEN if is_secret(name, value) else value
+
+
+def assignment(name: str, value: str) -> str:
+    """`name=value` for a report, the value HIDDEN when it may be a secret: `password=<secret>`."""
+    return f"{name}={shown(value, name)}"
 
 
 @dataclass
@@ -23,6 +54,18 @@ class Op:
     timeout: float | None
     role: str | None
     on_fail: str | None
+    start_delay: float | None = None
+    attrs: dict[str, str] = field(default_factory=dict)
+    """Every attribute of the `<op>` element as written."""
+    nvpairs: dict[str, str] = field(default_factory=dict)
+    """The op's own meta and instance attributes (OCF_CHECK_LEVEL, depth, requires...)."""
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    """(attribute, value) pairs pacemaker tolerates but that are not durations: the importer
+    reports them and goes on as pacemaker does, with the default."""
+
+    @property
+    def label(self) -> str:
+        return self.id or self.name
 
 
 @dataclass
@@ -51,6 +94,8 @@ class Bundle:
     network: dict[str, str]
     ports: list[PortMapping]
     storage: list[StorageMapping]
+    runtime_attrs: dict[str, str] = field(default_factory=dict)
+    """Every attribute of the docker, podman or rkt element as written."""
 
 
 @dataclass
@@ -67,6 +112,7 @@ class Resource:
     type: str = ""
     children: list[Resource] = field(default_factory=list)
     bundle: Bundle | None = None
+    utilization: dict[str, str] = field(default_factory=dict)
 
     @property
     def agent(self) -> str:
@@ -174,18 +220,7 @@ class _Reader:
             return int(value)
         except ValueError:
             raise Unreadable(
-                self.where(element), f"{attribute} {value!r} is not a number"
-            ) from None
-
-    def seconds(self, element: ET.Element, attribute: str) -> float | None:
-        value = element.get(attribute)
-        if value is None:
-            return None
-        try:
-            return duration(value)
-        except ValueError:
-            raise Unreadable(
-                self.where(element), f"{attribute} {value!r} is not a duration"
+                self.where(element), f"{attribute} {shown(value, attribute)!r} is not a number"
             ) from None
 
     def nvpairs(self, element: ET.Element, tag: str, *, meta: bool) -> dict[str, str]:
@@ -209,21 +244,47 @@ class _Reader:
         return values
 
     def ops(self, element: ET.Element) -> list[Op]:
+        """The enabled operations; a duration pacemaker would not read either is kept as a
+        problem for the report rather than refused, as pacemaker logs it and goes on."""
         found = []
         for op in element.findall("operations/op"):
-            if op.get("enabled", "true").lower() in ("false", "0", "no", "off"):
+            if op.get("enabled", "true").lower() in ("false", "0", "no", "off", "n"):
                 continue
+            problems: list[tuple[str, str]] = []
+            seconds = {
+                name: self._tolerant_seconds(op, name, problems)
+                for name in ("interval", "timeout", "start-delay")
+            }
+            nvpairs = self.nvpairs(op, "meta_attributes", meta=True)
+            for name, value in self.nvpairs(op, "instance_attributes", meta=False).items():
+                nvpairs.setdefault(name, value)
             found.append(
                 Op(
                     id=op.get("id", ""),
                     name=self.need(op, "name"),
-                    interval=self.seconds(op, "interval") or 0.0,
-                    timeout=self.seconds(op, "timeout"),
+                    interval=seconds["interval"] or 0.0,
+                    timeout=seconds["timeout"],
                     role=op.get("role"),
                     on_fail=op.get("on-fail"),
+                    start_delay=seconds["start-delay"],
+                    attrs=dict(op.attrib),
+                    nvpairs=nvpairs,
+                    problems=problems,
                 )
             )
         return found
+
+    def _tolerant_seconds(
+        self, element: ET.Element, attribute: str, problems: list[tuple[str, str]]
+    ) -> float | None:
+        value = element.get(attribute)
+        if value is None:
+            return None
+        try:
+            return duration(value)
+        except ValueError:
+            problems.append((attribute, value))
+            return None
 
     def resource(self, element: ET.Element, templates: dict[str, ET.Element]) -> Resource:
         tag = element.tag
@@ -274,6 +335,8 @@ class _Reader:
             for name, value in self.nvpairs(source, "instance_attributes", meta=False).items():
                 resource.params.setdefault(name, value)
             resource.ops.extend(self.ops(source))
+            for name, value in self.nvpairs(source, "utilization", meta=False).items():
+                resource.utilization.setdefault(name, value)
             if source is not element:
                 for name, value in self.nvpairs(source, "meta_attributes", meta=True).items():
                     resource.meta.setdefault(name, value)
@@ -313,6 +376,7 @@ class _Reader:
             network=dict(network.attrib) if network is not None else {},
             ports=ports,
             storage=storage,
+            runtime_attrs=dict(runtime.attrib),
         )
         inner = element.find("primitive")
         if inner is not None:

@@ -187,22 +187,35 @@ _UNITS = {
     "w": 604800.0, "week": 604800.0, "weeks": 604800.0,
 }  # fmt: skip
 _SPAN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)")
-_ISO_8601 = re.compile(
-    r"P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
-)
+_ISO_PART = re.compile(r"T|(\d+(?:\.\d+)?)([YMWDHS])")
+_ISO_SCALE = {"Y": 31536000, "W": 604800, "D": 86400, "H": 3600, "S": 1}
+"""A year as 365 days, a month (`M` before any `T`) as 30: pacemaker's own arithmetic differs
+by the calendar, which no interval or timeout in a real CIB depends on."""
 
 
 def duration(text: str) -> float:
-    """Seconds in a pacemaker interval ("10", "10s", "1min", "500ms", "PT1M") or a systemd time
-    span ("1min 30s"). Raises ValueError for anything else."""
+    """Seconds in a pacemaker interval ("10", "10s", "1min", "500ms", ISO 8601 "PT1M", "P1DT2H",
+    or without the `T` as pacemaker also reads it: "P10S"; `M` is months before a `T`, minutes
+    after it) or a systemd time span ("1min 30s"). Raises ValueError for anything else."""
     value = text.strip()
     if value.upper().startswith("P"):
-        iso = _ISO_8601.fullmatch(value.upper())
-        parts = {key: float(part) for key, part in (iso.groupdict() if iso else {}).items() if part}
+        total, position, in_time, parts = 0.0, 1, False, 0
+        iso = value.upper()
+        while position < len(iso):
+            match = _ISO_PART.match(iso, position)
+            if match is None or (match.group(0) == "T" and in_time):
+                raise ValueError(f"{text!r} is not a duration")
+            position = match.end()
+            if match.group(0) == "T":
+                in_time = True
+                continue
+            unit = match.group(2)
+            scale = (60 if in_time else 2592000) if unit == "M" else _ISO_SCALE[unit]
+            total += float(match.group(1)) * scale
+            parts += 1
         if not parts:
             raise ValueError(f"{text!r} is not a duration")
-        scale = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-        return sum(amount * scale[unit] for unit, amount in parts.items())
+        return total
     total, position = 0.0, 0
     while position < len(value):
         match = _SPAN_PART.match(value, position)
@@ -222,25 +235,123 @@ def whole_seconds(seconds: float) -> int:
     return max(1, math.ceil(seconds - 1e-9))
 
 
-_SECRET_PARTS = ("password", "passwd", "passphrase", "secret", "token", "credential")
-_SECRET_WORDS = {"pass", "pw", "pwd", "key", "psk", "apikey"}
-_PATH_WORDS = {"file", "path", "dir", "directory"}
-"""`--password-file`, `KEY_PATH`: where a secret is, not the secret."""
-_URL_CREDENTIALS = re.compile(r"://[^/\s:@]*:[^/\s@]+@")
+_STRONG_SECRETS = ("password", "passwd", "passphrase", "secret", "credential")
+"""Word parts that name a secret wherever they stand: `rpcpassword`, `client_secret`."""
+
+_WEAK_SECRETS = frozenset({
+    "pass", "pw", "pwd", "key", "apikey", "privkey", "auth", "token", "cookie", "community",
+    "psk", "private",
+})  # fmt: skip
+"""Words that name a secret when they end the name (`auth_pass`, `REDIS_AUTH`, `ERLANG_COOKIE`,
+`snmp_community`) and usually something about it when more follows (`auth_type`, `key_size`,
+`token_provider`, `private_network`)."""
+
+_SECRET_ROLES = frozenset({
+    "require", "master", "bind", "root", "admin", "api", "auth", "access", "refresh", "bearer",
+    "session", "shared", "preshared", "pre", "private", "priv", "secret", "user", "db", "rpc",
+    "sasl", "client", "app", "web", "mail", "smtp", "ldap", "sign", "signing", "enc",
+    "encryption", "hmac", "login", "node", "cluster", "repl", "replication", "sudo", "vnc",
+    "spice", "erlang", "snmp", "ro", "rw", "set", "ssl", "tls", "ssh", "gpg", "pgp", "sql",
+    "redis", "mysql", "pg", "amqp", "rabbit", "vault", "jwt", "csrf", "xsrf", "my", "default",
+    "service", "server",
+})  # fmt: skip
+"""What may stand before a weak word inside one word and keep it a secret: `requirepass`,
+`masterauth`, `bindpw`, `rootpw`, `setcookie`, `authtoken`, `rocommunity`; other prefixes make
+another word (`bypass`, `compass`, `monkey`, `oauth`)."""
+
+_ABOUT_SECRET = frozenset({
+    "file", "files", "path", "paths", "dir", "directory", "folder", "location", "url", "uri",
+    "endpoint", "host", "hostname", "port", "type", "kind", "length", "len", "min", "max", "size",
+    "bits", "policy", "algorithm", "algo", "method", "mode", "format", "fmt", "expiry",
+    "expiration", "expire", "expires", "ttl", "lifetime", "timeout", "interval", "age",
+    "rotation", "enabled", "enable", "disable", "disabled", "required", "command", "cmd",
+    "program", "helper", "prompt", "name", "names", "id", "ids", "user", "username", "login",
+    "provider", "backend", "store", "strategy", "plugin", "section", "version", "protocol",
+    "proto", "header", "field", "param", "count", "limit", "retries", "reset", "check",
+    "complexity", "strength", "hint", "source", "env", "var", "usage", "server", "service",
+})  # fmt: skip
+"""Words after a secret word that make the name about the secret, not the secret:
+`--password-file`, `KEY_PATH`, `password_min_length`, `SECRET_NAME`, `token_expiration`."""
+
+_VALUE_WORDS = frozenset({
+    "value", "val", "data", "string", "str", "text", "hex", "b64", "base64", "raw", "plain",
+    "plaintext", "bytes", "hash", "hashed", "encrypted",
+})  # fmt: skip
+"""Words after a weak secret word that still name the secret itself: `API_KEY_VALUE`."""
+
+_WORD_BREAK = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_URL_CREDENTIALS = re.compile(r"://[^/\s:@]*:([^/\s@]+)@")
+_REFERENCE = re.compile(r"\$[({]?\w|%d/")
+"""`$VAR`, `${VAR}`, `$(VAR)`, systemd's `%d/` (the credentials directory): a value that says where
+the secret comes from, not the secret."""
+
+
+def _name_words(name: str) -> list[str]:
+    """`dbPassword` -> db, password; `MYSQL_ROOT_PASSWORD` -> mysql, root, password; `--api-key2`
+    -> api, key (trailing digits dropped)."""
+    return [w for w in (part.lower().rstrip("0123456789") for part in _WORD_BREAK.split(name)) if w]
+
+
+def _secret_word(word: str) -> str | None:
+    """ "strong" or "weak" for a word that names a secret (see the tables above), else None."""
+    if any(part in word for part in _STRONG_SECRETS):
+        return "strong"
+    if word in _WEAK_SECRETS:
+        return "weak"
+    for weak in _WEAK_SECRETS:
+        prefix = word.removesuffix(weak)
+        if prefix != word and (prefix in _SECRET_ROLES or prefix in _WEAK_SECRETS):
+            return "weak"
+    return None
 
 
 def is_secret_name(name: str) -> bool:
-    """A setting whose value is probably a secret: `auth_pass`, `MYSQL_PASSWORD`, `--api-key`."""
-    words = [word for word in re.split(r"[^a-z0-9]+", name.lower()) if word]
-    if not words or words[-1] in _PATH_WORDS:
-        return False
-    lowered = "_".join(words)
-    return any(part in lowered for part in _SECRET_PARTS) or any(w in _SECRET_WORDS for w in words)
+    """A setting whose value is probably a secret: `auth_pass`, `MYSQL_PASSWORD`, `--api-key`,
+    `--requirepass`, `masterauth`, `BINDPW`, `RABBITMQ_ERLANG_COOKIE`, `snmp_community`.
+
+    The name is split into words on `_`, `-`, `.` and camelCase. A strong word (password, passwd,
+    passphrase, secret, credential, also inside a word) names a secret unless a word after it
+    says the name is about the secret (`--password-file`, `password_min_length`). A weak word
+    (pass, pw, key, auth, token, cookie, community, psk, private; also joined to a role such as
+    require-, master-, bind-, root-) names a secret only at the end of the name (`auth_type`,
+    `KEY_PATH`, `keyboard`, `AUTHOR`, `passive` do not)."""
+    words = _name_words(name)
+    for position, word in enumerate(words):
+        kind = _secret_word(word)
+        after = words[position + 1 :]
+        if kind == "strong" and not any(w in _ABOUT_SECRET for w in after):
+            return True
+        if kind == "weak" and all(w in _VALUE_WORDS for w in after):
+            return True
+    return False
+
+
+def is_secret_literal(value: str) -> bool:
+    """Whether a secret-named setting's value may be the secret itself: not empty, not a
+    reference to where it is (`$REDIS_PASSWORD`, `%d/db-password`) and not a file's path
+    (`--tls-key /etc/ssl/private/web.key` says where the key is, not what it is)."""
+    value = value.strip().strip("'\"")
+    return bool(value) and not value.startswith("/") and _REFERENCE.match(value) is None
 
 
 def has_secret_value(value: str) -> bool:
-    """A value that carries credentials itself, such as `mysql://nova:PASSWORD@db/nova`."""
-    return _URL_CREDENTIALS.search(value) is not None
+    """A value that carries credentials itself: a URL with a password
+    (`mysql://nova:PASSWORD@db/nova`), or options and assignments inside it that give a secret
+    (`--requirepass X`, `--masterauth=X`, `DB_PASSWORD=X`), as in `EXTRA_OPTS="-p 6379
+    --requirepass X"`."""
+    if any(is_secret_literal(m.group(1)) for m in _URL_CREDENTIALS.finditer(value)):
+        return True
+    words = [word.strip("'\"") for word in value.split()]
+    for position, word in enumerate(words):
+        name, equals, given = word.partition("=")
+        if equals:
+            if name and is_secret_name(name) and is_secret_literal(given):
+                return True
+        elif word.startswith("-") and is_secret_name(word) and position + 1 < len(words):
+            following = words[position + 1]
+            if not following.startswith("-") and is_secret_literal(following):
+                return True
+    return False
 
 
 def named_port(hint: str, port: int) -> str:

@@ -13,19 +13,26 @@ Pure: the configuration's text in, HAService manifests and a report out.
   timing is 3/2/1 s (retry < renew < lease), so an advert_int under 1 s cannot be matched: a
   warning says so.
 - A `virtual_server` balances over its `real_server`s: **LoadBalanced**, one replica per real
-  server, the virtual port on the Service and the real port on the pods. Its TCP_CHECK, HTTP_GET or
-  SSL_GET becomes the probes (`delay_loop` the period, `connect_timeout` the timeout, `retry` the
-  failure threshold). A VRRP instance that only floats virtual-server addresses is the director
-  itself: the Services replace it, so it is not imported.
+  server, the virtual ports on the Service and the real port on the pods; a `virtual_server group`
+  serves every address and port of its `virtual_server_group`; a firewall mark has no equivalent
+  and is reported, its real servers translated still (keepalived_lvs). Real-server checks become a
+  *readiness* probe: keepalived took a failing server out of the pool, it never restarted it. A
+  VRRP instance that only floats virtual-server addresses is the director itself: the Services
+  replace it, so it is not imported.
 - `track_script`, `notify_*` and other scripts are reported, not run: a note suggests a probe.
   A tracked script moves the address after `fall` failed checks `interval` apart: the suggested
   readiness probe fails at the first (failureThreshold 1) and `activePassive.unhealthySeconds` is
   interval x (fall - 1), so the role moves after the same interval x fall.
+- Every keyword read is translated (TRANSLATED_KEYWORDS) or named in the report: `global_defs`
+  settings one by one, VRRP mechanics the Lease replaces in a note, the rest as `unsupported:`
+  with the reason. Conditional (`@ID`) and parameter (`$NAME=`) lines are reported, not expanded.
+- A refusal says why nothing could be imported (which instance or virtual server, and why).
 - Secrets (`auth_pass`, or any script or value that looks like one) are never copied or printed.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from typing import Any
 
@@ -34,51 +41,91 @@ from haoperator.importers.common import (
     Report,
     Unreadable,
     dns_label,
-    has_secret_value,
-    is_secret_name,
     whole_seconds,
 )
-from haoperator.importers.keepalived_lvs import virtual_server_plan
-from haoperator.importers.keepalived_syntax import Statement, address, parse, value
+from haoperator.importers.keepalived_lvs import (
+    ALERTS,
+    Reason,
+    VirtualService,
+    describe,
+    finish,
+    report_rest,
+    served_ranges,
+    shown,
+    virtual_server_plan,
+)
+from haoperator.importers.keepalived_lvs import TRANSLATED as LVS_TRANSLATED
+from haoperator.importers.keepalived_syntax import (
+    Address,
+    Statement,
+    address,
+    is_conditional,
+    parse,
+    value,
+)
 from haoperator.importers.workload import ContainerPlan, Plan, Session
 
+INCLUDES = {"include", "includer", "includem", "includew", "includeb", "includea"}
+DAEMON = "how the keepalived daemon runs: no equivalent"
+HOST_NETWORK = "addresses, routes and rules kept on the host: the node's own network configuration"
+TRACKERS = (
+    "what the VRRP instances tracked besides scripts: give the container a readiness probe "
+    "checking the same, or leave it to the kubelet and the node's readiness"
+)
+TOP_REASONS: dict[str, Reason] = {
+    "static_ipaddress": ("unsupported", HOST_NETWORK),
+    "static_routes": ("unsupported", HOST_NETWORK),
+    "static_rules": ("unsupported", HOST_NETWORK),
+    "linkbeat_interfaces": ("unsupported", "interface monitoring of the VRRP host: no equivalent"),
+    "interface_up_down_delays": (
+        "unsupported",
+        "interface monitoring of the VRRP host: no equivalent",
+    ),
+    "linkbeat_use_polling": ("unsupported", "interface monitoring of the VRRP host: no equivalent"),
+    "track_file": ("unsupported", TRACKERS),
+    "vrrp_track_file": ("unsupported", TRACKERS),
+    "track_process": ("unsupported", TRACKERS),
+    "vrrp_track_process": ("unsupported", TRACKERS),
+    "bfd_instance": ("unsupported", TRACKERS),
+    "track_group": ("unsupported", TRACKERS),
+    "garp_group": ("unsupported", "gratuitous ARP pacing of VRRP: the Lease replaces VRRP"),
+    "SSL": (
+        "unsupported",
+        "TLS client settings of SSL_GET: the kubelet's HTTPS probe presents no certificate and "
+        "verifies none; not copied",
+    ),
+    "net_namespace": ("unsupported", DAEMON),
+    "net_namespace_ipvs": ("unsupported", DAEMON),
+    "namespace_with_ipsets": ("unsupported", DAEMON),
+    "instance": ("unsupported", DAEMON),
+    "use_pid_dir": ("unsupported", DAEMON),
+    "child_wait_time": ("unsupported", DAEMON),
+}
 TOP_LEVEL = {
+    *TOP_REASONS,
+    *INCLUDES,
     "global_defs",
     "vrrp_script",
     "vrrp_instance",
     "vrrp_sync_group",
     "virtual_server",
     "virtual_server_group",
-    "static_ipaddress",
-    "static_routes",
-    "static_rules",
-    "include",
-    "vrrp_track_file",
-    "track_file",
-    "vrrp_track_process",
-    "track_process",
-    "bfd_instance",
-    "garp_group",
-    "linkbeat_use_polling",
-    "net_namespace",
-    "net_namespace_ipvs",
-    "instance",
-    "use_pid_dir",
-    "child_wait_time",
 }
-VRRP_MECHANICS = {
-    "state",
-    "interface",
-    "virtual_router_id",
+VRRP_TRANSLATED = {
+    "virtual_ipaddress",
+    "virtual_ipaddress_excluded",
     "priority",
     "advert_int",
     "nopreempt",
-    "preempt_delay",
-    "virtual_ipaddress",
-    "virtual_ipaddress_excluded",
-    "authentication",
-    "track_script",
+    "preempt",
     "unicast_peer",
+    "track_script",
+}
+"""What a vrrp_instance's HAService is made of."""
+VRRP_REPLACED = {
+    "state",
+    "interface",
+    "virtual_router_id",
     "unicast_src_ip",
     "mcast_src_ip",
     "version",
@@ -86,9 +133,79 @@ VRRP_MECHANICS = {
     "garp_master_refresh",
     "garp_master_repeat",
     "garp_master_refresh_repeat",
+    "garp_lower_prio_delay",
+    "garp_lower_prio_repeat",
     "dont_track_primary",
 }
-"""What the Lease replaces or this importer reads: not reported as lost."""
+"""VRRP's own mechanics, which the Lease and the Service replace: one note names them."""
+SCRIPTS = "scripts are not run; the ha-elector answers GET /leader for the application to ask"
+VRRP_REASONS: dict[str, Reason] = {
+    "preempt_delay": ("unsupported", "a preempting pod takes the role back at once"),
+    "track_interface": (
+        "unsupported",
+        "the address also moved when an interface went down: the kubelet and the node's "
+        "readiness watch the network",
+    ),
+    "track_file": ("unsupported", TRACKERS),
+    "track_process": ("unsupported", TRACKERS),
+    "track_bfd": ("unsupported", TRACKERS),
+    "virtual_routes": ("unsupported", "routes and rules that followed the address: no equivalent"),
+    "virtual_rules": ("unsupported", "routes and rules that followed the address: no equivalent"),
+    "smtp_alert": ("unsupported", ALERTS),
+    "lvs_sync_daemon_interface": (
+        "unsupported",
+        "LVS connection sync between directors: kube-proxy has no director to sync",
+    ),
+}
+ADDRESS_OPTIONS = {
+    "brd",
+    "dev",
+    "scope",
+    "label",
+    "peer",
+    "home",
+    "-nodad",
+    "mngtmpaddr",
+    "noprefixroute",
+    "autojoin",
+    "no_track",
+    "preferred_lft",
+    "use_vmac",
+    "track_group",
+}
+"""Options of a virtual_ipaddress line (as `ip address add` takes them)."""
+SYNC_TRANSLATED = {"group", "track_script"}
+SCRIPT_TRANSLATED = {"script", "interval", "fall", "rise", "timeout", "weight"}
+"""What a tracked vrrp_script gives: the suggested probe, unhealthySeconds, the weight's note."""
+SCRIPT_REASONS: dict[str, Reason] = {
+    "user": ("unsupported", "a probe runs as the container's user"),
+    "init_fail": (
+        "note",
+        "a readiness probe starts failed too: the pod is not ready before its first success",
+    ),
+}
+GLOBAL_REASONS: dict[str, Reason] = {
+    "notification_email": ("unsupported", ALERTS),
+    "notification_email_from": ("unsupported", ALERTS),
+    "no_email_faults": ("unsupported", ALERTS),
+    "enable_script_security": ("unsupported", "scripts are not run: no equivalent"),
+    "script_user": ("unsupported", "scripts are not run: no equivalent"),
+}
+GLOBAL_DEFAULT = "a setting of the keepalived daemon (identity, VRRP or LVS tuning): no equivalent"
+TRANSLATED_KEYWORDS = frozenset(
+    {
+        "vrrp_instance",
+        "vrrp_sync_group",
+        "vrrp_script",
+        *VRRP_TRANSLATED,
+        *SYNC_TRANSLATED,
+        *SCRIPT_TRANSLATED,
+        *LVS_TRANSLATED,
+    }
+)
+"""Every keyword the importer translates into the HAServices. Any other keyword it reads is
+named in the report (`unsupported:`, or a `note:` saying how it was mapped or why it needs
+nothing)."""
 
 
 def import_keepalived(text: str, options: Options) -> tuple[list[dict[str, Any]], Report]:
@@ -115,16 +232,20 @@ def lease_timing(advert_int: float, priority: int) -> tuple[dict[str, int], floa
 
 def _members(group: Statement) -> list[str]:
     block = group.first("group")
-    return [member.keyword for member in block.block or []] if block is not None else []
-
-
-def _shown(script: str) -> str:
-    """A script as the report may show it: not at all when a word of it looks like a secret."""
     return (
-        "(not shown: it may hold a secret)"
-        if has_secret_value(script) or any(is_secret_name(w) for w in script.split())
-        else repr(script)
+        [m.keyword for m in block.block or [] if not is_conditional(m)] if block is not None else []
     )
+
+
+def _global(statement: Statement, report: Report) -> None:
+    """global_defs: every setting named, as no Kubernetes object has a use for it."""
+    reasons = dict(GLOBAL_REASONS)
+    for item in statement.block or []:
+        if item.keyword.startswith(("smtp_", "email_")):
+            reasons[item.keyword] = ("unsupported", ALERTS)
+    report_rest(report, "global_defs", statement.block or [], (), reasons, GLOBAL_DEFAULT)
+    if not statement.block:
+        report.unsupported("global_defs", "empty: nothing to translate")
 
 
 class _Importer:
@@ -137,6 +258,7 @@ class _Importer:
             for s in statements
             if s.keyword == "vrrp_script" and s.args and s.block is not None
         }
+        self.used_scripts: set[str] = set()
         self.tracked: list[tuple[float, int]] = []  # the current instance's (interval, fall)
         self.groups: dict[str, Statement] = {}
         for group in (s for s in statements if s.keyword == "vrrp_sync_group" and s.args):
@@ -145,25 +267,35 @@ class _Importer:
         self.instances = {
             s.args[0]: s for s in statements if s.keyword == "vrrp_instance" and s.args
         }
-        self.served: set[str] = set()
-        for server in (s for s in statements if s.keyword == "virtual_server"):
-            if server.args and server.args[0] not in ("fwmark", "group"):
-                self.served.add(address(server, server.args[0]))
+        self.server_groups = {
+            s.args[0]: s
+            for s in statements
+            if s.keyword == "virtual_server_group" and s.args and s.block is not None
+        }
+        self.served: list[tuple[Address, Address]] = [
+            served
+            for s in statements
+            if s.keyword == "virtual_server"
+            for served in served_ranges(s, self.server_groups)
+        ]
+        self.skipped: list[str] = []
 
     def run(self) -> list[dict[str, Any]]:
         done: set[str] = set()
+        used_groups: set[str] = set()
+        report_rest(
+            self.report, "top level", [s for s in self.statements if is_conditional(s)], (), {}
+        )
         for statement in self.statements:
             keyword = statement.keyword
-            if keyword.startswith(("@", "$")):
-                self.report.unsupported(
-                    f"line {statement.line}", "conditional or parameter lines are not expanded"
-                )
-            elif keyword not in TOP_LEVEL:
+            if is_conditional(statement):
+                continue
+            if keyword not in TOP_LEVEL:
                 raise Unreadable(
                     f"line {statement.line}",
                     f"unknown keyword {keyword!r}: is this a keepalived configuration?",
                 )
-            elif keyword == "vrrp_instance":
+            if keyword == "vrrp_instance":
                 group = self.groups.get(statement.args[0] if statement.args else "")
                 key = (
                     f"group {group.args[0]}" if group is not None else f"instance {statement.line}"
@@ -172,25 +304,98 @@ class _Importer:
                     done.add(key)
                     self._vrrp(statement, group)
             elif keyword == "virtual_server":
-                plan = virtual_server_plan(statement, self.report)
-                if plan is not None:
-                    self.session.add(plan)
-            elif keyword == "include":
+                if statement.args[:1] == ["group"] and len(statement.args) > 1:
+                    used_groups.add(statement.args[1])
+                self._virtual_server(statement)
+            elif keyword == "global_defs":
+                _global(statement, self.report)
+            elif keyword in INCLUDES:
                 self.report.unsupported(
                     f"line {statement.line}",
-                    "include is not followed: import the included file too",
+                    f"{keyword} is not followed: import the included file too",
                 )
-            elif keyword not in ("vrrp_script", "vrrp_sync_group"):
-                self.report.unsupported(f"{keyword} (line {statement.line})", "no equivalent")
+            elif keyword == "vrrp_sync_group":
+                self._sync_group_leftovers(statement)
+            elif keyword in ("vrrp_script", "virtual_server_group"):
+                if not statement.args or statement.block is None:
+                    self.report.unsupported(
+                        f"line {statement.line}",
+                        f"{keyword} needs a name and a block: keepalived ignores it",
+                    )
+            else:
+                report_rest(self.report, f"line {statement.line}", [statement], (), TOP_REASONS)
+        for name in self.server_groups:
+            if name not in used_groups:
+                self.report.unsupported(
+                    f"virtual_server_group {name}",
+                    "used by no virtual_server: keepalived balanced nothing with it",
+                )
+        for name, script in self.scripts.items():
+            if name not in self.used_scripts:
+                inner = describe(script).partition(" (")[2].rstrip(")")
+                self.report.unsupported(
+                    f"vrrp_script {name} (line {script.line})",
+                    f"{inner or 'empty'}: tracked by no vrrp_instance: keepalived does not run it",
+                )
         haservices = self.session.finish()
         if not haservices:
-            raise Unreadable(
-                "",
-                "no vrrp_instance with virtual_ipaddress and no virtual_server: nothing to import",
-            )
+            if not self.skipped:
+                raise Unreadable("", "no vrrp_instance and no virtual_server: nothing to import")
+            raise Unreadable("", f"no HAService to import: {'; '.join(self.skipped)}")
         return haservices
 
+    def _virtual_server(self, statement: Statement) -> None:
+        service = virtual_server_plan(statement, self.server_groups, self.report, self.skipped)
+        if service is not None:
+            self._add(service)
+
+    def _add(self, service: VirtualService) -> None:
+        self.session.add(service.plan)
+        finish(self.session.haservices[-1], service)
+
+    def _served(self, text: str) -> bool:
+        found = ipaddress.ip_address(text)
+        return any(
+            first.version == found.version and int(first) <= int(found) <= int(last)
+            for first, last in self.served
+        )
+
+    def _sync_group_leftovers(self, group: Statement) -> None:
+        """A sync group none of whose members exist is not imported by _vrrp: report it here."""
+        if not group.args or group.block is None:
+            raise Unreadable(f"line {group.line}", "vrrp_sync_group needs a name and a block")
+        if not any(name in self.instances for name in _members(group)):
+            self._group_settings(group, f"vrrp_sync_group {group.args[0]}")
+            self.report.warning(
+                f"vrrp_sync_group {group.args[0]}",
+                "has no defined vrrp_instance in a group { } block: not imported",
+            )
+
+    def _group_settings(self, group: Statement, subject: str) -> None:
+        """Report a sync group's settings other than its members and tracked scripts."""
+        block = group.block or []
+        loose = [s for s in block if s.keyword in self.instances]
+        if loose:
+            self.report.unsupported(
+                subject,
+                f"{', '.join(s.keyword for s in loose)} outside a group {{ }} block: keepalived "
+                "does not read them as members; those instances are imported on their own",
+            )
+        notify = [s for s in block if s.keyword.startswith("notify")]
+        report_rest(
+            self.report,
+            subject,
+            [s for s in block if s not in loose],
+            {*SYNC_TRANSLATED, *(s.keyword for s in notify)},
+            VRRP_REASONS,
+        )
+        if notify:
+            self.report.unsupported(
+                subject, f"{', '.join(dict.fromkeys(s.keyword for s in notify))}: {SCRIPTS}"
+            )
+
     def _vrrp(self, first: Statement, group: Statement | None) -> None:
+        self.tracked = []
         if group is not None:
             names = _members(group)
             members = [self.instances[name] for name in names if name in self.instances]
@@ -198,20 +403,20 @@ class _Importer:
             self.report.note(
                 subject, f"instances {', '.join(names)} fail over together: one HAService"
             )
-            scripts = sorted({s.keyword for s in group.block or [] if s.keyword != "group"})
-            if scripts:
-                self.report.unsupported(
-                    subject,
-                    f"{', '.join(scripts)}: scripts are not run; the ha-elector answers GET "
-                    "/leader for the application to ask",
+            missing = [name for name in names if name not in self.instances]
+            if missing:
+                self.report.warning(
+                    subject, f"{', '.join(missing)} in its group: no such vrrp_instance"
                 )
+            self._group_settings(group, subject)
+            for track in group.all("track_script"):
+                self._tracks(track, subject)
         else:
             if not first.args or first.block is None:
                 raise Unreadable(f"line {first.line}", "vrrp_instance needs a name and a block")
             members, subject, raw_name = [first], f"vrrp_instance {first.args[0]}", first.args[0]
         addresses: list[str] = []
         budgets: list[tuple[float, int]] = []
-        self.tracked = []
         preempt = True
         peers = 0
         for instance in members:
@@ -221,16 +426,23 @@ class _Importer:
             budgets.append((advert, priority))
             preempt = preempt and not instance.has("nopreempt")
             peer_block = instance.first("unicast_peer")
-            peers = max(peers, len(peer_block.block or []) if peer_block is not None else 0)
-        if addresses and set(addresses) <= self.served:
+            peers = max(
+                peers,
+                len([p for p in peer_block.block or [] if not is_conditional(p)])
+                if peer_block is not None
+                else 0,
+            )
+        if addresses and all(self._served(a) for a in addresses):
             self.report.note(
                 subject,
                 "only floats virtual_server addresses: it is the load balancer "
                 "itself, which the imported Services replace; not imported",
             )
+            self.skipped.append(f"{subject} only floats the virtual servers' addresses")
             return
         if not addresses:
             self.report.warning(subject, "has no virtual_ipaddress: not imported")
+            self.skipped.append(f"{subject} has no virtual_ipaddress")
             return
         advert, priority = min(budgets, key=lambda b: lease_timing(*b)[1])
         timing, master_down = lease_timing(advert, priority)
@@ -289,58 +501,105 @@ class _Importer:
     def _instance(self, instance: Statement, subject: str) -> list[str]:
         """The instance's addresses; reports what it carries that has no equivalent."""
         name = instance.args[0]
-        addresses = [
-            address(entry, entry.keyword)
+        entries = [
+            entry
             for keyword in ("virtual_ipaddress", "virtual_ipaddress_excluded")
             for block in instance.all(keyword)
             for entry in block.block or []
         ]
-        if instance.has("authentication"):
+        report_rest(self.report, subject, [e for e in entries if is_conditional(e)], (), {})
+        addresses = [address(e, e.keyword) for e in entries if not is_conditional(e)]
+        options = sorted(
+            {w for e in entries if not is_conditional(e) for w in e.args if w in ADDRESS_OPTIONS}
+        )
+        if options:
+            self.report.note(
+                subject,
+                f"virtual_ipaddress {', '.join(options)}: how the address sat on the host's "
+                "interfaces; a Service's cluster IP needs none of it",
+            )
+        authentication = instance.first("authentication")
+        if authentication is not None:
             self.report.warning(
                 subject,
-                f"authentication of {name} not copied (it holds auth_pass); "
-                "the Lease needs none: RBAC guards it",
-            )
-        preempt_delay = instance.first("preempt_delay")
-        if preempt_delay is not None:
-            self.report.unsupported(
-                subject, "preempt_delay: a preempting pod takes the role back at once"
+                f"{describe(authentication)} of {name} not copied: the Lease needs none, RBAC "
+                "guards it",
             )
         for track in instance.all("track_script"):
-            for entry in track.block or []:
-                self._track(entry.keyword, subject)
-        lost = sorted({s.keyword for s in instance.block or [] if s.keyword not in VRRP_MECHANICS})
-        notify = [k for k in lost if k.startswith("notify")]
-        if notify:
-            self.report.unsupported(
+            self._tracks(track, subject)
+        block = instance.block or []
+        replaced = sorted({s.keyword for s in block if s.keyword in VRRP_REPLACED})
+        if replaced:
+            self.report.note(
                 subject,
-                f"{', '.join(notify)}: scripts are not run; the "
-                "ha-elector answers GET /leader for the application to ask",
+                f"{', '.join(replaced)}: VRRP's own settings; the Lease elects the active pod "
+                "and the Service carries the address",
             )
-        other = [k for k in lost if not k.startswith("notify")]
-        if other:
-            self.report.unsupported(subject, f"{', '.join(other)}: no equivalent")
+        notify = [s.keyword for s in block if s.keyword.startswith("notify")]
+        if notify:
+            self.report.unsupported(subject, f"{', '.join(dict.fromkeys(notify))}: {SCRIPTS}")
+        report_rest(
+            self.report,
+            subject,
+            block,
+            {*VRRP_TRANSLATED, *VRRP_REPLACED, *notify, "authentication"},
+            VRRP_REASONS,
+        )
         return addresses
 
-    def _track(self, name: str, subject: str) -> None:
+    def _tracks(self, track: Statement, subject: str) -> None:
+        entries = track.block or []
+        report_rest(self.report, subject, [e for e in entries if is_conditional(e)], (), {})
+        for entry in entries:
+            if not is_conditional(entry):
+                self._track(entry, subject)
+
+    def _track(self, entry: Statement, subject: str) -> None:
+        name = entry.keyword
         script = self.scripts.get(name)
         if script is None:
             self.report.warning(subject, f"track_script {name} is not defined")
             return
-        command = script.arg("script") or ""
+        first_use = name not in self.used_scripts
+        self.used_scripts.add(name)
+        command = script.arg("script")
         interval = value(script, "interval", 0.001, 86400) or 1
         fall = value(script, "fall", 1, 1000) or 1
+        rise = value(script, "rise", 1, 1000)
+        timeout = value(script, "timeout", 0.001, 86400)
         weight = value(script, "weight", -254, 254)
+        if "weight" in entry.args:
+            override = Statement(entry.args[entry.args.index("weight") :], entry.line)
+            weight = value(Statement(["track_script"], entry.line, [override]), "weight", -254, 254)
         self.tracked.append((interval, int(fall)))
+        runs = (
+            f"runs {shown(command)}"
+            if command is not None
+            else "has no script (a conditional line may have held it)"
+        )
+        extra = "".join(
+            [
+                f", timeoutSeconds {whole_seconds(timeout)} (timeout)" if timeout else "",
+                f", successThreshold {int(rise)} (rise)" if rise and rise > 1 else "",
+            ]
+        )
         self.report.note(
             subject,
-            f"track_script {name} runs {_shown(command)} every {interval:g}s: "
-            f"give the container a readiness probe running the same check (periodSeconds "
-            f"{whole_seconds(interval)}, failureThreshold 1)",
+            f"track_script {name} {runs} every {interval:g}s: give the container a readiness "
+            f"probe running the same check (periodSeconds {whole_seconds(interval)}"
+            f"{extra}, failureThreshold 1)",
         )
         if weight:
             self.report.note(
                 subject,
                 f"track_script {name} has weight {weight:g}: keepalived only changed the "
                 "priority; here a failed check moves the role to a ready standby",
+            )
+        if first_use:
+            report_rest(
+                self.report,
+                f"vrrp_script {name}",
+                script.block or [],
+                SCRIPT_TRANSLATED,
+                SCRIPT_REASONS,
             )

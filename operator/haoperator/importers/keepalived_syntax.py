@@ -130,8 +130,69 @@ def value(block: Statement, keyword: str, low: float, high: float) -> float | No
     )
 
 
+CONDITIONAL_PREFIXES = ("@", "$", "~")
+"""Lines keepalived expands before it reads them: `@ID` conditional lines (kept when keepalived
+runs with `-i ID`), `$NAME=VALUE` parameters and `~SEQ(...)`/`~LST(...)` generators."""
+
+
+def is_conditional(statement: Statement) -> bool:
+    return statement.keyword.startswith(CONDITIONAL_PREFIXES)
+
+
+def _parameter_name(word: str) -> str:
+    """`$NAME` of `$NAME=VALUE`, `~SEQ` of `~SEQ(...)`: the value may be a secret."""
+    return word.split("=", 1)[0].split("(", 1)[0]
+
+
+def conditional_name(statement: Statement) -> str:
+    """How a report names a conditional or parameter line, never with its value: `@high priority`,
+    `$PRIORITY`, `~SEQ`."""
+    first = _parameter_name(statement.keyword)
+    if statement.keyword.startswith("@") and statement.args:
+        return f"{first} {_parameter_name(statement.args[0])}"
+    return first
+
+
 def address(statement: Statement, word: str) -> str:
     try:
         return str(ipaddress.ip_interface(word).ip)
     except ValueError:
-        raise Unreadable(f"line {statement.line}", f"{word!r} is not an IP address") from None
+        raise Unreadable(f"line {statement.line}", _not_an_address(word)) from None
+
+
+def _not_an_address(word: str) -> str:
+    if "$" in word:
+        return (
+            f"{word!r} uses a $parameter, which is not expanded: import the expanded configuration"
+        )
+    return f"{word!r} is not an IP address"
+
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def address_range(statement: Statement, word: str) -> tuple[Address, Address]:
+    """The first and last address of a virtual_server_group member: `10.0.0.1`, `10.0.0.3-10`
+    (the last byte), `10.0.0.250-10.0.1.10`, `ae00::2-9` (the last group, in hex) or a network
+    `10.0.2.8/29`."""
+    try:
+        if "/" in word:
+            network = ipaddress.ip_network(word, strict=False)
+            return network[0], network[-1]
+        start_text, dash, end_text = word.partition("-")
+        start = ipaddress.ip_address(start_text)
+        if not dash:
+            return start, start
+        if "." in end_text or ":" in end_text:
+            end = ipaddress.ip_address(end_text)
+        elif start.version == 4:
+            end = ipaddress.ip_address(f"{start_text.rsplit('.', 1)[0]}.{int(end_text)}")
+        else:
+            end = ipaddress.ip_address(f"{start_text.rsplit(':', 1)[0]}:{end_text}")
+    except ValueError:
+        raise Unreadable(
+            f"line {statement.line}", f"{_not_an_address(word)} or address range"
+        ) from None
+    if end.version != start.version or int(end) < int(start):
+        raise Unreadable(f"line {statement.line}", f"{word!r} is not an address range")
+    return start, end

@@ -1,5 +1,7 @@
-"""What the importers know about well-known software: which agents are addresses, storage or node
-plumbing rather than services, which are clusters, and the ports services usually listen on.
+"""What the importers know about well-known software: which agents are addresses, storage or
+infrastructure (virtual machines, lock daemons, node health and network agents, notifiers: by
+class, each with what replaces it in Kubernetes) rather than services, which are clusters, and the
+ports services usually listen on.
 
 A configuration rarely states its ports: pacemaker agents find them in the application's own
 configuration. These tables are the heuristic that fills the gap; everything taken from them is
@@ -9,22 +11,118 @@ reported, so a user can correct it. Keys are lowercase agent types or unit names
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 VIP_AGENTS = frozenset({"ipaddr2", "ipaddr", "ipv6addr"})
 """Agents that float an address: folded into the Service of what they are colocated with."""
 
+CLOUD_ADDRESS_AGENTS = frozenset({
+    "aws-vpc-move-ip", "awseip", "awsvip", "aws-vpc-route53", "gcp-vpc-move-vip",
+    "gcp-vpc-move-ip", "gcp-vpc-move-route", "aliyun-vpc-move-ip", "ibm-cloud-vpc-cr-vip",
+    "ibm-cloud-vpc-move-fip", "openstack-virtual-ip", "openstack-floating-ip", "powervs-subnet",
+})  # fmt: skip
+"""Agents that move a cloud address (or the route or DNS name to it) to the active node: addresses
+too, folded the same way, with a note that the cloud's load balancer is the usual replacement."""
+
+ADDRESS_PARAMETERS = ("ip", "alias_ip", "elastic_ip", "secondary_private_ip", "address", "vip")
+"""Parameters that hold the address an address agent floats."""
+
 STORAGE_AGENTS = frozenset({
-    "filesystem", "lvm", "lvm-activate", "lvmlockd", "clvm", "drbd", "raid1", "zfs", "iscsi",
-    "iscsitarget", "iscsilogicalunit", "exportfs",
+    "filesystem", "lvm", "lvm-activate", "drbd", "drbddisk", "drbdlinks", "raid1", "zfs",
+    "iscsi", "iscsitarget", "iscsilogicalunit", "exportfs", "evmsscc", "evmsd", "volgroup",
+    "lvm2", "libvirtstoragepool", "datadisk", "gcp-pd-move", "aws-ebs", "vdo-vol", "nfsnotify",
 })  # fmt: skip
 """Agents that make storage available on the active node: a PersistentVolumeClaim does that."""
 
-PLUMBING_AGENTS = frozenset({
-    "ping", "pingd", "ethmonitor", "sysinfo", "healthcpu", "healthiowait", "healthsmart",
-    "clustermon", "attribute", "controld", "remote", "nodeutilization", "portblock", "ipsrcaddr",
-    "sendarp", "route", "virtualdomain",
-})  # fmt: skip
-"""Agents that watch or configure nodes (or run virtual machines): Kubernetes nodes, conditions
-and other projects take their place, not an HAService."""
+
+@dataclass(frozen=True)
+class Infrastructure:
+    """A class of agents that keep the cluster's machines running rather than serve clients."""
+
+    label: str
+    """What they are, in a word or three, plural: `virtual machines`."""
+    what: str
+    instead: str
+    """What takes its place in Kubernetes."""
+
+
+VIRTUAL_MACHINE = Infrastructure(
+    "virtual machines",
+    "a virtual machine",
+    "KubeVirt's VirtualMachine (runStrategy Always) restarts it on another node, and its live "
+    "migration replaces allow-migrate; a pod is not a VM",
+)
+HYPERVISOR = Infrastructure(
+    "hypervisor daemons",
+    "the hypervisor's daemon on each node",
+    "KubeVirt runs its own on every node",
+)
+SHARED_DISK_DAEMON = Infrastructure(
+    "shared-disk daemons",
+    "a cluster lock manager or cluster volume/filesystem daemon for disks shared by the nodes "
+    "(DLM, cLVM, OCFS2, GPFS, GlusterFS)",
+    "a CSI driver with ReadWriteMany volumes: pods share storage without lock daemons",
+)
+LOAD_BALANCER_PROBE = Infrastructure(
+    "load balancer health checks",
+    "answers a cloud load balancer's health check on the active node",
+    "a Service of type LoadBalancer: the cloud's load balancer follows the ready pods",
+)
+NOTIFIER = Infrastructure(
+    "notifiers",
+    "sends mail, SNMP traps or other alerts when resources move",
+    "Kubernetes Events and the HAService's conditions: alert on them (e.g. with Alertmanager)",
+)
+NODE_HEALTH = Infrastructure(
+    "node health agents",
+    "watches a node's health or connectivity and records it as a node attribute for location rules",
+    "node conditions and taints (the kubelet, node-problem-detector) keep pods off unhealthy "
+    "nodes, readiness probes check what a pod needs to reach",
+)
+NODE_NETWORK = Infrastructure(
+    "node network agents",
+    "configures the node's network (routes, firewall rules, ARP, VLANs, source addresses)",
+    "the cluster network, Services and NetworkPolicies",
+)
+NODE_FILES = Infrastructure(
+    "node files",
+    "changes files on the node",
+    "a ConfigMap or volume mounted at that path in the pods",
+)
+REMOTE_NODE = Infrastructure(
+    "remote nodes",
+    "a pacemaker remote node's connection",
+    "a Kubernetes node: join the machine to the cluster",
+)
+MEMBERSHIP = Infrastructure(
+    "cluster membership",
+    "the cluster's own membership layer",
+    "Kubernetes tracks its nodes itself",
+)
+
+_INFRASTRUCTURE_CLASSES = (
+    ("xen virtualdomain xcatvirtualdomain vm managevm", VIRTUAL_MACHINE),
+    ("libvirtd libvirt-qpid", HYPERVISOR),
+    ("controld dlm clvm clvmd lxclvmd lvmlockd cmirrord o2cb ocfs2 gfs2 gpfs glusterd",
+     SHARED_DISK_DAEMON),
+    ("azure-lb gcp-ilb", LOAD_BALANCER_PROBE),
+    ("mailto clustermon snmp", NOTIFIER),
+    ("ping pingd diskd ethmonitor sysinfo healthcpu healthiowait healthsmart healthmem attribute "
+     "nodeutilization nodeparams azure-events azure-events-az", NODE_HEALTH),
+    ("portblock ipsrcaddr sendarp route iface-vlan iface-bridge iface-macvlan bridgedvlan "
+     "vipfirewall mcasttunnel netnscleanup ovscleanup conntrackd iptables", NODE_NETWORK),
+    ("symlink", NODE_FILES),
+    ("remote", REMOTE_NODE),
+    ("cman", MEMBERSHIP),
+)  # fmt: skip
+INFRASTRUCTURE_AGENTS: dict[str, Infrastructure] = {
+    agent: kind for agents, kind in _INFRASTRUCTURE_CLASSES for agent in agents.split()
+}
+"""Agents that are the cluster's infrastructure, by class: reported with what replaces them in
+Kubernetes, never imported as an application container."""
+
+PLUMBING_AGENTS = frozenset(INFRASTRUCTURE_AGENTS)
+"""Every infrastructure agent (the name earlier versions used)."""
 
 CONTAINER_AGENTS = frozenset({"docker", "podman"})
 """Agents that run a container: their `image` parameter is the image."""

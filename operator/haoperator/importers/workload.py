@@ -29,6 +29,8 @@ PLACEHOLDER_REGISTRY = "replace-me.invalid"
 """`.invalid` can never resolve (RFC 2606): a pod with a placeholder image fails visibly."""
 RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}
 CLAIM_SIZE = "1Gi"
+SECRET_SUFFIX = "-secrets"
+"""The Secret an HAService's secret values go in: `<name>-secrets`, created by the user."""
 
 
 @dataclass
@@ -77,6 +79,10 @@ class ContainerPlan:
     command: list[str] = field(default_factory=list)
     working_dir: str | None = None
     env: list[tuple[str, str]] = field(default_factory=list)
+    secret_env: list[tuple[str, str]] = field(default_factory=list)
+    """Variables read from the HAService's Secret `<name>-secrets` (key = the variable's name),
+    with where the source had the value (`Environment REDIS_AUTH`, `ExecStart --requirepass`):
+    rendered before `env`, so its values and the command can use them as `$(VAR)`."""
     ports: list[Port] = field(default_factory=list)
     probe: Probe | None = None
     mounts: list[Mount] = field(default_factory=list)
@@ -308,8 +314,11 @@ class Session:
             spec["command"] = list(container.command)
         if container.working_dir:
             spec["workingDir"] = container.working_dir
-        if container.env:
-            spec["env"] = [{"name": key, "value": value} for key, value in container.env]
+        env = self._secret_env(plan, container, name) + [
+            {"name": key, "value": value} for key, value in container.env
+        ]
+        if env:
+            spec["env"] = env
         if container.ports:
             spec["ports"] = [
                 {"name": p.name, "containerPort": p.container_port}
@@ -334,6 +343,25 @@ class Session:
             {"name": mount.volume, "mountPath": mount.path} for mount in container.mounts
         ]
         return spec
+
+    def _secret_env(self, plan: Plan, container: ContainerPlan, name: str) -> list[dict[str, Any]]:
+        """env entries from the Secret `<name>-secrets`, and the warning to create it: the values
+        were left in the source, only the variables' names and origins are said."""
+        if not container.secret_env:
+            return []
+        secret = f"{name}{SECRET_SUFFIX}"
+        keys = list(dict.fromkeys(variable for variable, _ in container.secret_env))
+        origins = list(dict.fromkeys(origin for _, origin in container.secret_env))
+        self.report.warning(
+            plan.subject,
+            f"create Secret {secret} with key{'s' if len(keys) > 1 else ''} {', '.join(keys)} "
+            f"before applying: {', '.join(origins)} held secrets, not copied; container "
+            f"{container.name} reads them with env valueFrom.secretKeyRef",
+        )
+        return [
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+            for key in keys
+        ]
 
     def _probes(self, plan: Plan, container: ContainerPlan) -> dict[str, Any]:
         probe = container.probe
@@ -373,9 +401,49 @@ RESERVED = {"ha-elector", "ha-elector-token", "tmp"}
 """Names the operator (the elector sidecar and its token) or this module (/tmp) already use."""
 
 
+def declare_once(subject: str, containers: list[ContainerPlan], report: Report) -> None:
+    """Declare each port of a pod once: a port (number and protocol) that an earlier container
+    already declares is dropped from the later ones, its Service port going to the first when
+    that has none (and is no peer port, which a Service port may not share). The containers of a
+    pod share one network, where only one of them can listen on a port (the API server warns of
+    a duplicate port definition). Said once per port, naming the containers it was dropped from.
+    Running it again changes nothing."""
+    first: dict[tuple[int, str], tuple[ContainerPlan, Port]] = {}
+    dropped: dict[tuple[int, str], list[str]] = {}
+    for container in containers:
+        kept: list[Port] = []
+        for port in container.ports:
+            key = (port.container_port, port.protocol)
+            owner = first.setdefault(key, (container, port))
+            if owner[0] is container:
+                kept.append(port)
+                continue
+            declared = owner[1]
+            if declared.service_port is None and not declared.peer:
+                declared.service_port = port.service_port
+            if container.name not in dropped.setdefault(key, []):
+                dropped[key].append(container.name)
+        container.ports = kept
+    for (number, protocol), names in dropped.items():
+        holder, declared = first[(number, protocol)]
+        shown = f"{number}/{protocol}" if protocol != "TCP" else str(number)
+        others = ", ".join(names)
+        service = " (and once on the Service)" if declared.service_port is not None else ""
+        report.warning(
+            subject,
+            f"port {shown} of container{'s' if len(names) > 1 else ''} {others} is already "
+            f"declared by container {holder.name}: the containers of a pod share one network, "
+            "where only one of them can listen on a port; declared once, in "
+            f"{holder.name}{service}; if {others} "
+            f"{'listens' if len(names) == 1 else 'listen'} on another port, declare that one",
+        )
+
+
 def _distinct(plan: Plan, report: Report) -> None:
-    """Make the names a pod needs unique — containers, ports, volumes — and drop a second Service
-    port on the same number: two sanitised ids can meet, and the API server refuses doubles."""
+    """Make the names a pod needs unique — containers, ports, volumes —, declare each port once
+    (`declare_once`) and drop a second Service port on the same number: two sanitised ids can
+    meet, and the API server refuses doubles."""
+    declare_once(plan.subject, plan.containers, report)
     containers: set[str] = set()
     ports: set[str] = set()
     volumes: dict[str, str] = {}
@@ -388,8 +456,9 @@ def _distinct(plan: Plan, report: Report) -> None:
             if port.service_port is not None and key in exposed:
                 report.warning(
                     plan.subject,
-                    f"port {port.service_port} of {container.name} is already on the Service: "
-                    "only the first one is",
+                    f"port {port.service_port} of {container.name} is already on the Service, "
+                    f"for another container port: only the first one is; {container.name} "
+                    f"still declares its container port {port.container_port}",
                 )
                 port.service_port = None
             exposed.add(key)
