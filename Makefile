@@ -39,10 +39,11 @@ cluster-down: ## stop the local cluster and remove what it left on the machine (
 dev: install cluster ## run the operator on the local cluster with the samples (Ctrl-C stops it)
 	testenv/dev
 
-lint: install ## ruff (lint + format check) and mypy
+lint: install ## ruff (lint + format check), mypy, and helm lint of charts/haoperator (helm: testenv/build helm)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	helm=$$(testenv/build helm) && "$$helm/helm" lint --strict charts/haoperator
 
 test-unit: install ## unit tests: pure code, no cluster
 	$(BIN)/pytest tests/unit

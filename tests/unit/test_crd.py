@@ -271,5 +271,6 @@ def test_printer_columns() -> None:
         "Ready": ".status.readyReplicas",
         "Active": ".status.activePod",
         "Status": '.status.conditions[?(@.type=="Ready")].reason',
+        "Paused": '.status.conditions[?(@.type=="Paused")].status',
         "Age": ".metadata.creationTimestamp",
     }

@@ -162,6 +162,12 @@ PRINTER_COLUMNS = [
         "description": "Reason of the Ready condition.",
         "jsonPath": f'.status.conditions[?(@.type=="{ConditionType.READY}")].reason',
     },
+    {
+        "name": "Paused",
+        "type": "string",
+        "description": "True while a user has paused the operator for it (maintenance).",
+        "jsonPath": f'.status.conditions[?(@.type=="{ConditionType.PAUSED}")].status',
+    },
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 ]
 

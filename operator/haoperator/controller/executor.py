@@ -32,7 +32,7 @@ from haoperator.core.actions import (
 from haoperator.core.memory import Memory
 from haoperator.core.objects import Object
 from haoperator.core.ownership import ChildKey
-from haoperator.core.vocabulary import EventType
+from haoperator.core.vocabulary import Action, EventType
 from haoperator.core.world import Refused
 
 log = structlog.get_logger("haoperator.reconcile")
@@ -171,6 +171,8 @@ class Executor:
         )
         if event.action is not None:
             metrics.RECOVERY_ACTIONS.labels(event.action).inc()
+            if event.action == Action.RECOVERY_LIMIT:
+                metrics.SERVICES.recovery_limit_reached((event.about.namespace, event.about.name))
         if event.failover_seconds is not None:
             metrics.FAILOVERS.inc()
             metrics.FAILOVER_SECONDS.observe(event.failover_seconds)

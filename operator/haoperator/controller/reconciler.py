@@ -16,6 +16,7 @@ from haoperator.controller import metrics
 from haoperator.controller.executor import Executor, Progress
 from haoperator.controller.kube import ApiError, Kube
 from haoperator.controller.store import Key, Store
+from haoperator.core import status
 from haoperator.core.actions import Pass, Plan
 from haoperator.core.memory import Memory
 from haoperator.core.plan import plan
@@ -69,6 +70,7 @@ class Reconciler:
             current, progress, current.memory or memory, earlier
         )
         self._remember(key, None if current.memory is None else remembered)
+        self._observe(key, world, current)
         failure = progress.failure or error or _unsettled(progress)
         if failure is not None:
             raise failure
@@ -81,6 +83,21 @@ class Reconciler:
             self.memories.pop(key, None)
         else:
             self.memories[key] = memory
+
+    @staticmethod
+    def _observe(key: Key, world: World, current: Plan) -> None:
+        """The HAService's own series, from the status just computed (gone: none)."""
+        if current.memory is None or world.haservice is None:
+            metrics.SERVICES.observe(key, None)
+            return
+        if current.status is None:
+            return
+        category = str((world.haservice.get("spec") or {}).get("category") or "")
+        serving = None
+        if category == "ActivePassive":
+            lease = world.children.get(("Lease", key[1]))
+            serving = status.serving_leader(lease, list(world.pods))
+        metrics.SERVICES.observe(key, metrics.state_of(category, current.status, serving))
 
 
 def _unsettled(progress: Progress) -> Exception | None:

@@ -6,6 +6,7 @@
 The rules, in the order they write into the plan:
 1. gone: forget it (and, the once it was seen deleted, lift its node bans);
 2. invalid, or more replicas than this operator may make: report it, touch nothing;
+   paused by a user (maintenance): the status and its events only, touch nothing;
 3. the children (children.py): apply, adopt, correct drift, withhold, delete;
 4. ActivePassive (leadership.py): fence stray active labels, the electing grace; a planned
    switchover asked for on the HAService (switchover.py);
@@ -19,6 +20,7 @@ clock, so every rule is tested with a World written by hand (tests/unit/test_pla
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from haoperator.core import render, status, transitions
@@ -66,6 +68,9 @@ def plan(world: World, memory: Memory, now: float) -> Plan:
             "they are",
         )
         return _unmade(draft, world, memory, previous, limit, now)
+
+    if world.paused:
+        return _paused(draft, world, memory, previous, now)
 
     desired = render.desired(world.spec, elector_image=world.operator.elector_image)
     reconciled_before = previous.get("observedGeneration") == world.generation
@@ -160,6 +165,37 @@ def _unmade(
     )
 
 
+def _paused(
+    draft: Draft, world: World, memory: Memory, previous: dict[str, Any], now: float
+) -> Plan:
+    """Maintenance: no child applied or deleted, no pod or node touched, no switchover passed on;
+    the status still tells the truth (and says Paused), so `kubectl get has` shows the service
+    as it is. What the rules would have done is done when the pause ends."""
+    leadership = None
+    if world.spec is not None and world.spec.spec.category == "ActivePassive":
+        # Read for the status only: its fencing steps go to a draft nobody carries out.
+        leadership = plan_leadership(Draft(about=draft.about), world, memory.leaderless_since, now)
+    new = status.compute(
+        _observed(world, previous, None, leadership, [], now, paused=True), stamp(now)
+    )
+    for item in transitions.news(previous, new, memory.elected):
+        draft.event(item.type, item.reason, item.message, failover_seconds=item.failover_seconds)
+    return Plan(
+        events=tuple(draft.events),
+        about=draft.about,
+        status=new,
+        status_patch=status_patch(previous, new),
+        memory=replace(
+            memory,
+            leaderless_since=leadership.leaderless_since if leadership else None,
+            elected=new.get("activePod") or memory.elected,
+            counted=(world.spec.spec.category, status.is_ready_status(new))
+            if world.spec is not None
+            else memory.counted,
+        ),
+    )
+
+
 def _observed(
     world: World,
     previous: dict[str, Any],
@@ -167,6 +203,7 @@ def _observed(
     leadership: Leadership | None,
     limited: list[str],
     now: float,
+    paused: bool = False,
 ) -> status.Observed:
     assert world.spec is not None
     children = world.children  # the cache, as every status before: not this reconcile's writes
@@ -188,4 +225,5 @@ def _observed(
         electing=leadership.electing if leadership else False,
         limited=limited,
         failed_create=failed_create,
+        paused=paused,
     )

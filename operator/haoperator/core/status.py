@@ -75,6 +75,9 @@ class Observed:
     failed_create: str | None = None
     """The workload controller's last word on a pod it could not create (a StatefulSet says it
     only in a FailedCreate event), when pods are missing."""
+    paused: bool = False
+    """A user paused the operator for this HAService: the status still tells the truth, and
+    says Paused."""
 
 
 def max_unavailable(spec: HAServiceSpec) -> int:
@@ -461,6 +464,16 @@ def _quorum_lost(observed: Observed, ready: int) -> dict[str, Any]:
     )
 
 
+def paused_condition() -> dict[str, Any]:
+    return _condition(
+        ConditionType.PAUSED,
+        True,
+        Reason.PAUSED,
+        f'{Annotation.PAUSED} is "true": the operator leaves the children, pods and nodes as '
+        "they are (the electors keep electing); remove it to resume",
+    )
+
+
 def compute(observed: Observed, now: str) -> dict[str, Any]:
     """The full status for `observed`; `now` stamps conditions whose status changed."""
     workload_status = (observed.workload or {}).get("status") or {}
@@ -470,6 +483,8 @@ def compute(observed: Observed, now: str) -> dict[str, Any]:
     conditions = [verdict, _progressing(observed), _degraded(observed, ready, stuck, verdict)]
     if observed.spec.category == "Clustered":
         conditions.append(_quorum_lost(observed, ready))
+    if observed.paused:
+        conditions.append(paused_condition())
     previous = {c.get("type"): c for c in observed.previous.get("conditions") or []}
     for condition in conditions:
         before = previous.get(condition["type"])

@@ -42,7 +42,26 @@ def news(before: Status, after: Status, elected: str | None = None) -> list[News
         *failsafe(before, after),
         *quorum(before, after),
         *warnings(before, after),
+        *pause(before, after),
     ]
+
+
+def pause(before: Status, after: Status) -> list[News]:
+    """A user paused the operator for this HAService, or resumed it: one event each."""
+    was = bool(_condition(before, ConditionType.PAUSED))
+    now = _condition(after, ConditionType.PAUSED)
+    if now and not was:
+        return [News(EventType.NORMAL, Reason.PAUSED, str(now.get("message", "")))]
+    if was and not now:
+        return [
+            News(
+                EventType.NORMAL,
+                Reason.RESUMED,
+                "the pause is over: the operator manages the children, pods and nodes again "
+                "(any drift is corrected and reported)",
+            )
+        ]
+    return []
 
 
 def failsafe(before: Status, after: Status) -> list[News]:

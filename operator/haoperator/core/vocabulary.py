@@ -75,6 +75,10 @@ class Annotation:
     server (comma-separated); a pod not listed waits longer before taking an expired Lease."""
     LAST_FAILSAFE: Final = f"{DOMAIN}/last-failsafe"
     """On the Lease: the last outage of the API server its holder rode out, as it measured it."""
+    PAUSED: Final = f"{DOMAIN}/paused"
+    """On the HAService, set by a user: `"true"` pauses the operator for that HAService
+    (maintenance): its children, pods and nodes are left as they are; the electors keep
+    electing."""
     SWITCHOVER_REQUESTED: Final = f"{DOMAIN}/switchover-requested"
     """On the Lease, beside SWITCHOVER_TO: when the operator passed the request on; and on the
     HAService, the operator's mark that it did (the same time)."""
@@ -90,6 +94,8 @@ class ConditionType:
     PROGRESSING: Final = "Progressing"
     DEGRADED: Final = "Degraded"
     QUORUM_LOST: Final = "QuorumLost"
+    PAUSED: Final = "Paused"
+    """Present only while the HAService is paused (Annotation.PAUSED)."""
 
 
 class Reason:
@@ -105,6 +111,8 @@ class Reason:
     CREATING: Final = "Creating"
     ROLLING_OUT: Final = "RollingOut"
     STABLE: Final = "Stable"
+    PAUSED: Final = "Paused"
+    RESUMED: Final = "Resumed"
     # Replicas
     ALL_REPLICAS_READY: Final = "AllReplicasReady"
     MINIMUM_REPLICAS_READY: Final = "MinimumReplicasReady"

@@ -18,7 +18,7 @@ from haoperator.api.base import MAX_REPLICAS
 from haoperator.api.messages import describe
 from haoperator.core.objects import Object
 from haoperator.core.ownership import ChildKey
-from haoperator.core.vocabulary import DEFAULT_IMAGE
+from haoperator.core.vocabulary import DEFAULT_IMAGE, Annotation
 
 Key = tuple[str, str]
 """(namespace, name) of an HAService."""
@@ -127,6 +127,12 @@ class World:
     @property
     def generation(self) -> int:
         return int(((self.haservice or {}).get("metadata") or {}).get("generation", 0))
+
+    @property
+    def paused(self) -> bool:
+        """A user paused the operator for this HAService (maintenance): `"true"`, any case."""
+        annotations = ((self.haservice or {}).get("metadata") or {}).get("annotations") or {}
+        return str(annotations.get(Annotation.PAUSED, "")).strip().lower() == "true"
 
     @property
     def status(self) -> dict[str, Any]:
