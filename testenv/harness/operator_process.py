@@ -25,8 +25,14 @@ class OperatorProcess:
         kubeconfig: Path | None = None,
         workers: int = 4,
         log_level: str = "info",
+        leader_elect: str | None = None,
+        lease_timing: tuple[float, float, float] | None = None,
     ) -> None:
-        """`kubeconfig`: whose credentials the operator uses (default: kubeconfig_path())."""
+        """`kubeconfig`: whose credentials the operator uses (default: kubeconfig_path()).
+        `leader_elect`: run with --leader-elect, its Lease in that namespace (default: off, as
+        `make dev` and testenv/dev run it); `lease_timing`: its lease duration, renew deadline
+        and retry period (default: the operator's, 15/10/2 s)."""
+        self.leader_elect, self.lease_timing = leader_elect, lease_timing
         self.namespaces = namespaces
         self.log_path = log_path
         self.extra_args = extra_args or []
@@ -42,7 +48,15 @@ class OperatorProcess:
         for ns in self.namespaces:
             args += ["--namespace", ns]
         args += ["--liveness-port", str(self.port), "--metrics-port", str(self.metrics_port)]
-        args += ["--workers", str(self.workers), "--log-level", self.log_level, *self.extra_args]
+        args += ["--workers", str(self.workers), "--log-level", self.log_level]
+        if self.leader_elect is not None:
+            args += ["--leader-elect", "--leader-elect-namespace", self.leader_elect]
+        if self.lease_timing is not None:
+            for flag, seconds in zip(
+                ("lease-duration", "renew-deadline", "retry-period"), self.lease_timing, strict=True
+            ):
+                args += [f"--leader-elect-{flag}", str(seconds)]
+        args += self.extra_args
         # As a user would run it: --kubeconfig alone, no KUBECONFIG in the environment.
         args += ["--kubeconfig", str(self.kubeconfig or kubeconfig_path())]
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -112,6 +126,13 @@ class OperatorProcess:
         before = activity()
         time.sleep(seconds)
         return activity() == before
+
+    def leading(self) -> bool:
+        """What its haoperator_leader gauge says (always True without --leader-elect)."""
+        return any(
+            name.startswith("haoperator_leader{") and value == 1.0
+            for name, value in self.metrics().items()
+        )
 
     def writes(self) -> float:
         """Requests it made that change something on the API server (all but GET)."""

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from haoperator.controller.operator_lease import LEADER_LABEL
 from testenv.harness.cluster import REAL_NODE, REAL_NODE_KEY, REPO, make_kubectl, wait_until
 from testenv.harness.electors import RouteWatcher, leader_status
 
@@ -253,10 +254,14 @@ def _terminating(apps: client.AppsV1Api) -> bool:
 
 
 def operator_pod(core: client.CoreV1Api) -> Any:
-    """The installed operator's pod, once it has an address; else None."""
+    """The installed operator's acting pod, once it has an address; else None. The Deployment
+    runs leader-elected replicas: the acting one is the pod labelled leader (or the only one)."""
     pods = core.list_namespaced_pod(SYSTEM_NAMESPACE, label_selector=OPERATOR_SELECTOR).items
     live = [p for p in pods if p.metadata.deletion_timestamp is None and p.status.pod_ip]
-    return live[0] if len(live) == 1 else None
+    if len(live) == 1:
+        return live[0]
+    leaders = [p for p in live if (p.metadata.labels or {}).get(LEADER_LABEL) == "true"]
+    return leaders[0] if len(leaders) == 1 else None
 
 
 def available(apps: client.AppsV1Api) -> bool:
@@ -470,3 +475,9 @@ KUBERNETES_SERVICE_IP = "10.96.0.1"  # the local cluster's `kubernetes` Service 
 def leader_answer(ip: str, port: int = 8099) -> int:
     """GET /leader of a pod's elector, from the node: 200, 503, or 0 (no answer in a second)."""
     return leader_status(ip, port)
+
+
+def pod_ready(core: client.CoreV1Api, namespace: str, name: str) -> bool:
+    """Whether the kubelet reports the pod Ready (all its containers' readiness probes pass)."""
+    conditions = core.read_namespaced_pod(name, namespace).status.conditions or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)

@@ -32,6 +32,7 @@ from tests.realnode.support import (
     kubectl_ok,
     kubelet_probes,
     make_ready,
+    pod_ready,
     real_node_template,
     running_containers,
     runtime_process,
@@ -390,6 +391,9 @@ def test_the_role_follows_the_applications_health(
     make_ready(namespace, second)
     wait_until(lambda: has.condition(has.get(custom, namespace, NAME), "Ready").get("status")
                == "True", timeout=TIMEOUT, what="Ready again")  # fmt: skip
+    # The kubelet probes on its own period: the switchover is asked once it says Ready.
+    wait_until(lambda: pod_ready(core, namespace, second), timeout=TIMEOUT,
+               what=f"{second} Ready")  # fmt: skip
     moved = switchover(namespace, second)
     assert moved.returncode == 0, moved
     assert f"switched over from {first} to {second}" in moved.stdout

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from haoperator.core.election import parse_members
+from haoperator.core.vocabulary import Annotation
 from testenv.harness.cluster import wait_until
 from tests.integration import haservices as has
 from tests.realnode.conftest import Operator
@@ -57,7 +59,20 @@ def started(
     active = settled(core, custom, namespace)
     ips = pod_ips(core, namespace)
     (standby,) = set(ips) - {active}
+    # The failsafe covers a service once its leader has published who to ask (on a renew after
+    # its pod watch synced): a freeze before that rightly makes it step down.
+    wait_until(
+        lambda: members(core, namespace) == {standby},
+        timeout=30,
+        what=f"the Lease naming {standby} as the failsafe member",
+    )
     return active, standby, ips
+
+
+def members(core: client.CoreV1Api, namespace: str) -> set[str] | None:
+    annotations = lease(core, namespace).metadata.annotations or {}
+    published = parse_members(annotations.get(Annotation.FAILSAFE_MEMBERS))
+    return None if published is None else set(published)
 
 
 def elector_logs(core: client.CoreV1Api, namespace: str, pods: dict[str, str]) -> str:

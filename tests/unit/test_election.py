@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from haoperator.core.election import (
@@ -26,6 +28,7 @@ from haoperator.core.election import (
     parse_members,
     preferred,
     role_to_write,
+    routed_elsewhere,
     takeover,
 )
 from haoperator.core.vocabulary import FailoverReason
@@ -449,3 +452,24 @@ def test_the_failsafe_members_are_the_pods_that_could_take_the_lease() -> None:
     assert parse_members(None) is None
     assert failsafe_lasted(100.0, 220.0, 120.0)
     assert not failsafe_lasted(100.0, 219.0, 120.0)
+
+
+def _slice(*names: str | None) -> dict[str, Any]:
+    return {"endpoints": [{"targetRef": {"kind": "Pod", "name": n}} if n else {} for n in names]}
+
+
+@pytest.mark.parametrize(
+    ("slices", "elsewhere"),
+    [
+        ([], False),  # no Service, or no slice yet
+        ([_slice()], False),  # the removal written
+        ([_slice("me")], False),
+        ([_slice("other")], True),
+        ([_slice(), _slice("me", "other")], True),  # in any slice
+        ([_slice(None)], False),  # an endpoint without a pod reference is no pod of ours
+    ],
+)
+def test_the_service_routes_elsewhere_while_any_slice_lists_another_pod(
+    slices: list[dict[str, Any]], elsewhere: bool
+) -> None:
+    assert routed_elsewhere("me", slices) is elsewhere

@@ -323,11 +323,58 @@ def test_the_operator_reads_every_setting_the_deployment_gives_it() -> None:
             assert flag in flags, variable
 
 
-def test_one_operator_at_a_time() -> None:
-    """kopf runs standalone (no peering): one replica, and upgrades stop the old one first."""
-    spec = manifest("Deployment")["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+def test_one_operator_acts_at_a_time() -> None:
+    """Two replicas, leader-elected (only the Lease holder reconciles), spread softly over nodes
+    (a single node still runs both), a warm standby kept through a rollout, and a budget that
+    never blocks a drain (every replica is Ready while it runs, leader or not)."""
+    deployment = manifest("Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    (container,) = spec["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["HAOPERATOR_LEADER_ELECT"]["value"] == "true"
+    assert env["HAOPERATOR_LEADER_ELECT_NAMESPACE"]["valueFrom"] == {
+        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}
+    }
+    spread = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert {c["whenUnsatisfiable"] for c in spread} == {"ScheduleAnyway"}
+    assert "kubernetes.io/hostname" in {c["topologyKey"] for c in spread}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"  # not leader-only
+    budget = manifest("PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    assert budget["spec"]["minAvailable"] < spec["replicas"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= (
+        spec["template"]["metadata"]["labels"].items()
+    )
+    assert budget["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+
+
+def test_the_lease_role_grants_the_operators_own_lease_only() -> None:
+    role, binding = manifest("Role"), manifest("RoleBinding")
+    assert rule_problems(role["rules"]) == []
+    assert role["metadata"]["namespace"] == manifest("Deployment")["metadata"]["namespace"]
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": ["haoperator"],
+            "verbs": ["get", "watch", "update"],
+        },
+    ]
+    account = manifest("ServiceAccount")["metadata"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["name"], "namespace": account["namespace"]}
+    ]
 
 
 def test_the_metrics_service_reaches_the_operators_metrics_port() -> None:

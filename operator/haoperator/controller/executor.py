@@ -11,7 +11,7 @@ a node patch refused after the children were updated does not lose their Reconci
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import structlog
@@ -56,9 +56,27 @@ class _Stop(Exception):
     """Ends a pass at a finding the plan must judge."""
 
 
+class NotLeading(Exception):
+    """This operator instance no longer leads (run --leader-elect): it must not write; the
+    reconcile stops here and its HAService is queued again, for whoever leads."""
+
+    def __init__(self) -> None:
+        super().__init__("this operator instance no longer leads: stopped before writing")
+
+
+def _always() -> bool:
+    return True
+
+
 class Executor:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, still_leading: Callable[[], bool] = _always) -> None:
+        """`still_leading`: asked before every write (without leader election: always True)."""
         self.kube = kube
+        self.still_leading = still_leading
+
+    def _may_write(self) -> None:
+        if not self.still_leading():
+            raise NotLeading()
 
     # -- the steps -------------------------------------------------------------------------------
 
@@ -77,6 +95,7 @@ class Executor:
         return progress
 
     def _step(self, step: Apply | Delete | Patch, progress: Progress) -> Result:
+        self._may_write()
         if isinstance(step, Apply):
             return self._apply(step, progress)
         if isinstance(step, Delete):
@@ -140,7 +159,10 @@ class Executor:
         )
         for event in due_events([*earlier, (plan, progress.results)]):
             try:
+                self._may_write()
                 memory = self._record(event, memory)
+            except NotLeading as exc:  # nothing more is ours to write
+                return memory, error or exc
             except Exception as exc:  # the rest and the status are still worth trying
                 logger.warning("could not record an event", reason=event.reason, error=str(exc))
                 error = error or exc
@@ -151,10 +173,13 @@ class Executor:
         done = {i for i, r in progress.results.items() if r is not Result.FAILED}
         if patch is not None and plan.about is not None and plan.status_after <= done:
             try:
+                self._may_write()
                 written = self.kube.patch_status(plan.about.namespace, plan.about.name, dict(patch))
             except ApiError as exc:
                 if exc.status != 404:  # deleted meanwhile: nothing to report on
                     error = error or exc
+            except NotLeading as exc:
+                error = error or exc
             else:
                 version = written["metadata"]["resourceVersion"]
                 memory = replace(memory, written=(version, written.get("status") or {}))

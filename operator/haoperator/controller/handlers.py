@@ -10,9 +10,10 @@ HAServices in threads.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -21,8 +22,10 @@ import structlog
 from kubernetes import client, config
 
 from haoperator.controller import metrics
+from haoperator.controller.executor import NotLeading
 from haoperator.controller.informer import Informer
 from haoperator.controller.kube import RESOURCES, Kube
+from haoperator.controller.operator_lease import Leadership
 from haoperator.controller.reconciler import Reconciler
 from haoperator.controller.settings import Settings
 from haoperator.controller.store import Key, Store
@@ -54,6 +57,9 @@ CHILD_KINDS = tuple(
     for group, _, plural in CHILD_RESOURCES
 )
 PROBLEM_BASE_DELAY = 2.0
+NOT_LEADING_DELAY = 1.0
+"""A reconcile stopped because this instance no longer leads: looked at again after this, by
+this instance if it leads again (its workers wait until then), else by nobody here."""
 LIST_SECONDS = 60.0
 """How long one page of an informer's list may take (thousands of pods in one page)."""
 FAILED_CREATES = "involvedObject.kind=StatefulSet,reason=FailedCreate"
@@ -116,10 +122,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.connect_timeout = 30
     settings.networking.request_timeout = 60
 
-    kube = Kube(api_client(ours, ours.workers + 4), instance=_instance())
+    kube = Kube(api_client(ours, ours.workers + 4), instance=ours.identity)
     store = Store()
     queue: WorkQueue[Key] = WorkQueue(base_delay=PROBLEM_BASE_DELAY)
     executor = ThreadPoolExecutor(max_workers=ours.workers, thread_name_prefix="reconcile")
+    loop = asyncio.get_running_loop()
+    leading = asyncio.Event()
+    leadership = None
+    if ours.leader_elect:
+        leadership = _leadership(ours, store, queue, loop, leading, lambda: reconciler)
+    else:
+        leading.set()
+        metrics.LEADER.labels(ours.identity).set(1)
     reconciler = Reconciler(
         kube,
         store,
@@ -128,22 +142,69 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             max_replicas=ours.max_replicas,
             started_at=time.time(),
         ),
+        still_leading=leadership.still_leading if leadership else None,
     )
     memo.store, memo.queue, memo.executor = store, queue, executor
+    memo.leadership = leadership
     memo.informers_stop = threading.Event()
-    memo.informers = _start_informers(
-        ours, store, queue, asyncio.get_running_loop(), memo.informers_stop
-    )
+    memo.informers = _start_informers(ours, store, queue, loop, memo.informers_stop)
     synced = asyncio.create_task(_synced(memo.informers, memo.informers_stop))
     memo.workers = [
-        asyncio.create_task(_worker(queue, reconciler, executor, synced))
+        asyncio.create_task(_worker(queue, reconciler, executor, synced, leading))
         for _ in range(ours.workers)
     ]
+    if leadership is not None:
+        memo.contending = asyncio.create_task(_contend_once_synced(synced, leadership))
     log.info(
         "operator started",
         namespaces=ours.namespaces or "all",
         workers=ours.workers,
         metrics_port=ours.metrics_port or "off",
+        identity=ours.identity,
+        leader_elect=ours.leader_elect,
+    )
+
+
+async def _contend_once_synced(synced: asyncio.Task[None], leadership: Leadership) -> None:
+    """A standby contends only once its caches are full: a pod a rollout just started does not
+    take the lead over a warm one, and whoever leads can work at once."""
+    await asyncio.shield(synced)
+    leadership.start()
+
+
+def _leadership(
+    settings: Settings,
+    store: Store,
+    queue: WorkQueue[Key],
+    loop: asyncio.AbstractEventLoop,
+    leading: asyncio.Event,
+    reconciler: Callable[[], Reconciler],
+) -> Leadership:
+    """The Lease contender; its callbacks (from its thread) open and close the workers' gate.
+    Taking over queues every HAService the cache knows, with a fresh memory: the informers
+    were kept warm, so the new leader starts at once."""
+
+    def started() -> None:
+        def on_loop() -> None:
+            reconciler().forget_all()
+            leading.set()
+            known = store.keys()  # every HAService the warm cache holds
+            for key in known:
+                queue.add(key)
+
+        loop.call_soon_threadsafe(on_loop)
+
+    def stopped() -> None:
+        loop.call_soon_threadsafe(leading.clear)
+
+    return Leadership(
+        Kube(api_client(settings, 2), instance=settings.identity),
+        namespace=settings.leader_elect_namespace,
+        identity=settings.identity,
+        timing=settings.leader_elect_timing,
+        pod=os.environ.get("POD_NAME") or None,  # in a pod: label the operator's pods
+        on_started=started,
+        on_stopped=stopped,
     )
 
 
@@ -240,6 +301,12 @@ def informers_probe(memo: kopf.Memo, **_: Any) -> dict[str, str]:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    leadership: Leadership | None = memo.get("leadership")
+    loop = asyncio.get_running_loop()
+    if "contending" in memo:
+        memo.contending.cancel()
+    if leadership is not None:  # stop acting first: reconciles in flight stop before writing
+        await loop.run_in_executor(None, leadership.shutdown)
     if "informers_stop" in memo:
         memo.informers_stop.set()
     for task in memo.get("workers", []):
@@ -247,6 +314,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await asyncio.gather(*memo.get("workers", []), return_exceptions=True)
     if "executor" in memo:
         memo.executor.shutdown(wait=True, cancel_futures=True)
+    if leadership is not None:  # nothing of ours writes any more: a standby may take over now
+        await loop.run_in_executor(None, leadership.release)
     log.info("operator stopped")
 
 
@@ -269,14 +338,25 @@ async def _worker(
     reconciler: Reconciler,
     executor: ThreadPoolExecutor,
     synced: asyncio.Task[None],
+    leading: asyncio.Event,
 ) -> None:
+    """Reconciles queued HAServices, only while this instance leads (`leading`: always set
+    without leader election); a standby's queue just keeps what is waiting."""
     loop = asyncio.get_running_loop()
     await asyncio.shield(synced)
     while True:
+        await leading.wait()
         key = await queue.get()
+        if not leading.is_set():  # lost the lead while waiting: leave it for the next term
+            queue.done(key)
+            queue.add(key)
+            continue
         started = time.monotonic()
         try:
             outcome = await loop.run_in_executor(executor, reconciler.reconcile, key)
+        except NotLeading:  # stopped before its next write: whoever leads does it again
+            metrics.RECONCILES.labels("not_leading").inc()
+            queue.add_after(key, NOT_LEADING_DELAY)
         except Exception as exc:  # an outage or a bug must not kill the worker: retry later
             metrics.RECONCILES.labels("error").inc()
             delay = queue.backoff(key)
@@ -299,13 +379,6 @@ async def _worker(
         finally:
             metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
             queue.done(key)
-
-
-def _instance() -> str:
-    import os
-    import socket
-
-    return os.environ.get("POD_NAME") or socket.gethostname()
 
 
 def _changed_beyond_status(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:

@@ -50,6 +50,13 @@ FAILOVER_SECONDS = Histogram(
     "Seconds without an active pod in a failover, as the electors measured them.",
     buckets=(0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 21, 34),
 )
+LEADER = Gauge(
+    "haoperator_leader",
+    "1 on the operator instance that holds the operator's Lease and reconciles (run "
+    "--leader-elect), 0 on a standby; without leader election, always 1. identity: the "
+    "instance (its pod's name).",
+    ["identity"],
+)
 HASERVICES = Gauge(
     "haoperator_haservices", "HAServices watched, by category and readiness.", ["category", "ready"]
 )

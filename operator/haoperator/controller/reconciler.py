@@ -10,6 +10,7 @@ it, at most twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from haoperator.controller import metrics
@@ -36,12 +37,27 @@ class Outcome:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, store: Store, operator: Operator) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        store: Store,
+        operator: Operator,
+        still_leading: Callable[[], bool] | None = None,
+    ) -> None:
+        """`still_leading` (run --leader-elect): the executor asks it before every write."""
         self.store = store
         self.operator = operator
-        self.executor = Executor(kube)
+        self.executor = Executor(kube) if still_leading is None else Executor(kube, still_leading)
         self.memories: dict[Key, Memory] = {}
         """One per HAService; a worker holds one key at a time (the work queue sees to it)."""
+
+    def forget_all(self) -> None:
+        """Drop every memory and per-HAService series, as a fresh start would: on taking over
+        the lead, what this instance remembers from an earlier term may be stale (another
+        instance acted meanwhile), and a standby reports no HAService of its own."""
+        for key in list(self.memories):
+            self._remember(key, None)
+            metrics.SERVICES.observe(key, None)
 
     def reconcile(self, key: Key) -> Outcome:
         snapshot = self.store.snapshot(key)

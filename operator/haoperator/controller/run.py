@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import uuid
+from pathlib import Path
 from typing import Any
 
 from haoperator import logging as ha_logging
 from haoperator.api.base import MAX_REPLICAS
 from haoperator.controller.settings import Settings, env
+from haoperator.core.election import Timing
 from haoperator.core.vocabulary import DEFAULT_IMAGE
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def add_parser(commands: Any) -> None:
@@ -72,6 +77,30 @@ def add_parser(commands: Any) -> None:
         "own limit)",
     )
     run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        default=env("LEADER_ELECT", "") == "true",
+        help="run several instances: only the holder of the Lease `haoperator` reconciles, the "
+        "others stand by with their caches warm (env HAOPERATOR_LEADER_ELECT=true)",
+    )
+    run.add_argument(
+        "--leader-elect-namespace",
+        default=env("LEADER_ELECT_NAMESPACE", ""),
+        help="where that Lease is: the operator's own namespace (default: the pod's, in a "
+        "cluster; required elsewhere)",
+    )
+    for flag, default, what in (
+        ("lease-duration", "15", "how long a standby waits for a leader that stopped renewing"),
+        ("renew-deadline", "10", "a leader that could not renew for this long stops acting"),
+        ("retry-period", "2", "how often the leader renews, and a failed step is tried again"),
+    ):
+        run.add_argument(
+            f"--leader-elect-{flag}",
+            type=float,
+            default=float(env("LEADER_ELECT_" + flag.upper().replace("-", "_"), default)),
+            help=f"seconds: {what} (default: %(default)s)",
+        )
+    run.add_argument(
         "--log-format",
         choices=["auto", "json", "console"],
         default=env("LOG_FORMAT", "auto"),
@@ -93,6 +122,22 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
             "haoperator run: say which namespaces to watch: "
             "--namespace NS (repeatable) or --all-namespaces"
         )
+    timing = Timing(
+        lease_duration=args.leader_elect_lease_duration,
+        renew_deadline=args.leader_elect_renew_deadline,
+        retry_period=args.leader_elect_retry_period,
+    )
+    lease_namespace = args.leader_elect_namespace or _own_namespace()
+    if args.leader_elect:
+        from haoperator.core.election import timing_problem
+
+        problem = timing_problem(timing)
+        if problem:
+            raise SystemExit(f"haoperator run: --leader-elect: {problem}")
+        if not lease_namespace:
+            raise SystemExit(
+                "haoperator run: --leader-elect needs --leader-elect-namespace outside a pod"
+            )
     settings = Settings(
         namespaces=list(dict.fromkeys(args.namespace or [])),
         all_namespaces=args.all_namespaces,
@@ -104,8 +149,30 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
         max_replicas=args.max_replicas,
         log_format=args.log_format,
         log_level=args.log_level,
+        leader_elect=args.leader_elect,
+        leader_elect_namespace=lease_namespace,
+        leader_elect_timing=timing,
+        identity=identity(args.leader_elect),
     )
     return run(settings)
+
+
+def identity(leader_elect: bool) -> str:
+    """This instance's name: its pod's (POD_NAME); outside a pod the host's, made unique with
+    leader election (two instances on one machine must not both think they hold the Lease)."""
+    pod = os.environ.get("POD_NAME")
+    if pod:
+        return pod
+    host = socket.gethostname()
+    return f"{host}_{uuid.uuid4().hex[:8]}" if leader_elect else host
+
+
+def _own_namespace() -> str:
+    """The pod's namespace, as its ServiceAccount token's mount says; "" outside a pod."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    except OSError:
+        return ""
 
 
 def run(settings: Settings) -> int:
@@ -135,7 +202,7 @@ def run(settings: Settings) -> int:
         # kopf's default identity asks getpass for the user name, which fails for a uid with no
         # /etc/passwd entry (OpenShift's random uids, a runAsUser override). It only names the
         # peer in peering, which runs standalone here.
-        identity=Identity(os.environ.get("POD_NAME") or socket.gethostname()),
+        identity=Identity(settings.identity),
         clusterwide=settings.all_namespaces,
         namespaces=settings.namespaces,
         standalone=True,

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 
 from haoperator.api.base import MAX_REPLICAS
+from haoperator.core.election import Timing
 from haoperator.core.vocabulary import DEFAULT_IMAGE
 
 
@@ -26,3 +27,12 @@ class Settings:
     max_replicas: int = MAX_REPLICAS
     log_format: str = "auto"
     log_level: str = "info"
+    leader_elect: bool = False
+    """Only the holder of the Lease `haoperator` in `leader_elect_namespace` reconciles."""
+    leader_elect_namespace: str = ""
+    leader_elect_timing: Timing = field(
+        default_factory=lambda: Timing(lease_duration=15.0, renew_deadline=10.0, retry_period=2.0)
+    )
+    identity: str = "haoperator"
+    """This instance: the events' reportingInstance, the Lease's holder, haoperator_leader's
+    label (the pod's name in a cluster)."""

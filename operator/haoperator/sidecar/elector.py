@@ -68,6 +68,7 @@ from haoperator.core.election import (
     parse_members,
     ready_rival,
     role_to_write,
+    routed_elsewhere,
     takeover,
 )
 from haoperator.core.objects import (
@@ -86,6 +87,10 @@ DEPARTED_KEPT = 16
 ASK_SHARE = 0.8
 """The share of a retry period a failsafe round waits for the members' answers (a member asks
 the API server for at most half of that, so it can answer in time)."""
+UNROUTE_WAIT = 0.5
+"""The longest a new leader waits for the Service to drop the pods it fenced before labelling
+itself active (see wait_unrouted); past it, it labels anyway."""
+UNROUTE_POLL = 0.01
 log = structlog.get_logger("haoperator.elector")
 
 
@@ -506,6 +511,7 @@ class Elector:
             # Paused (or the API server slow) while fencing: the Lease may be another's by now.
             self._failed("slow", "fencing outlasted the renew deadline: not leading; again")
             return
+        self.wait_unrouted()
         if not self._try(
             f"label {Role.ACTIVE}",
             lambda: self.label(Role.ACTIVE),
@@ -854,6 +860,29 @@ class Elector:
                     raise
             else:
                 self.log.info("fenced the previous active pod", fenced=name)
+
+    def wait_unrouted(self) -> None:
+        """Wait (at most UNROUTE_WAIT) until the Service's EndpointSlices list no pod but ours:
+        the removal of the previous active pod is then written, so our label is a change of
+        its own that the EndpointSlice controller routes at once, not one it meets with a
+        stale cache and retries a second later (see election.routed_elsewhere). A Service
+        without slices, or slices we cannot read, do not hold the takeover up."""
+        selector = f"{Label.ENDPOINT_SLICE_SERVICE}={self.lease_name}"
+        give_up = time.monotonic() + UNROUTE_WAIT
+        while True:
+            try:
+                slices = self.kube.list("EndpointSlice", self.namespace, selector)
+            except ApiError as exc:
+                message = "could not read the Service's EndpointSlices: labelling without waiting"
+                self._failed("slices", message, exc)
+                return
+            self._recovered("slices", "the Service's EndpointSlices can be read again")
+            if not routed_elsewhere(self.pod, slices):
+                return
+            if time.monotonic() >= give_up:
+                self.log.info("the Service still routes elsewhere: labelling without waiting")
+                return
+            time.sleep(UNROUTE_POLL)
 
     # -- loops --------------------------------------------------------------------------------
 

@@ -168,7 +168,8 @@ def lease(haservice: HAService) -> Manifest:
 
 def role(haservice: HAService) -> Manifest:
     """What an elector does: contend for its own Lease (that one only: no `create`, which a
-    resource name cannot limit), and label pods active or standby."""
+    resource name cannot limit), label pods active or standby, and read where the Service
+    routes."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -184,6 +185,12 @@ def role(haservice: HAService) -> Manifest:
                 "apiGroups": [""],
                 "resources": ["pods"],
                 "verbs": ["get", "list", "watch", "patch"],
+            },
+            {
+                # A takeover labels its pod once the Service dropped the previous one.
+                "apiGroups": ["discovery.k8s.io"],
+                "resources": ["endpointslices"],
+                "verbs": ["list"],
             },
         ],
     }
