@@ -8,17 +8,23 @@ never replaces a pod on an unreachable node: reported as "never" past --bound se
 Deployment with the default 300 s unreachable toleration. The local cluster notices a dead node
 after 10 s (--node-monitor-grace-period; real clusters: 40-50 s), which all series share.
 
-    .venv/bin/python bench/recovery.py [--trials 3] [--bound 150] [--json]
+Two more series lose the operator with the node (see operator_lost_series): its leader of two
+(`run --leader-elect`, as manifests/ runs it), and a single instance replaced as Kubernetes would.
+
+    .venv/bin/python -m bench.recovery [--trials 3] [--bound 150] [--series NAME ...] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,9 @@ from testenv.harness.cluster import REPO, wait_until
 from testenv.harness.operator_process import OperatorProcess
 
 CHAOS = str(REPO / "testenv" / "chaos")
+REPLACED_AFTER = 10 + 30
+"""Seconds from a node's loss until Kubernetes starts replacing the single operator's pod: the
+local cluster's node-monitor grace, then manifests/deployment.yaml's unreachable toleration."""
 
 
 def haservice(name: str, category: str, namespace: str) -> dict[str, Any]:
@@ -85,9 +94,15 @@ def node_ready(core: client.CoreV1Api, node: str) -> bool:
 
 
 def trial(
-    core: client.CoreV1Api, namespace: str, name: str, category: str, bound: float
+    core: client.CoreV1Api,
+    namespace: str,
+    name: str,
+    category: str,
+    bound: float,
+    with_the_node: Callable[[], None] = lambda: None,
 ) -> float | None:
-    """Kill the node of one pod; seconds until a pod replaces it, Ready, on another node."""
+    """Kill the node of one pod; seconds until a pod replaces it, Ready, on another node.
+    `with_the_node`: what else the node takes down with it (the operator's leader)."""
     pods = wait_until(
         lambda: p if len(p := ready_pods(core, namespace, name)) == 3 else None,
         timeout=120,
@@ -99,6 +114,7 @@ def trial(
     node = victim.spec.node_name
     start = time.monotonic()
     subprocess.run([CHAOS, "node-down", node], check=True, capture_output=True)
+    with_the_node()
     try:
 
         def replaced() -> bool:
@@ -150,6 +166,70 @@ def series(
         core.delete_namespace(namespace)
 
 
+def operator_lost_series(
+    api_client: client.ApiClient, label: str, leader_elect: bool, trials: int, bound: float,
+    tmp: Path,
+) -> list[float | None]:  # fmt: skip
+    """The lost node holds the operator's acting instance too: it is killed (-9: a lost node's
+    process neither releases nor renews) at the moment the node goes down.
+
+    leader_elect: two instances with `run --leader-elect` at the shipped timing (15/10/2 s), as
+    `manifests/` runs them; the standby takes over once the lease expires; the killed one is
+    started again after the trial (its replacement pod), as the new standby.
+    Else one instance, as before `--leader-elect`: it is started again REPLACED_AFTER seconds
+    later, when Kubernetes would only begin to replace its pod (node-monitor grace, then the
+    Deployment's 30 s unreachable toleration; scheduling, image pull and start are not added,
+    so that series is a lower bound)."""
+    core = client.CoreV1Api(api_client)
+    namespace = new_namespace(core, f"bench-recovery-{label}")
+    body = haservice("svc", "Clustered", namespace)
+    started = 0
+
+    def start() -> OperatorProcess:
+        nonlocal started
+        started += 1
+        log = tmp / f"operator-{label}-{started}.log"
+        if leader_elect:
+            return OperatorProcess([namespace], log, leader_elect=namespace).start()
+        return OperatorProcess([namespace], log).start()
+
+    processes = [start()] + ([start()] if leader_elect else [])
+    try:
+        wait_until(lambda: any(p.leading() for p in processes), timeout=60, what="a leader")
+        client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+            "haoperator.dev", "v1alpha1", namespace, "haservices", body
+        )
+        results = []
+        for _ in range(trials):
+            (acting,) = [p for p in processes if p.leading()]
+            replacement: threading.Timer | None = None
+
+            def lose_the_operator(acting: OperatorProcess = acting) -> None:
+                nonlocal replacement
+                acting.stop(signal.SIGKILL)
+                processes.remove(acting)
+                if not leader_elect:
+                    replacement = threading.Timer(REPLACED_AFTER, lambda: processes.append(start()))
+                    replacement.start()
+
+            results.append(
+                trial(core, namespace, "svc", "Clustered", bound, with_the_node=lose_the_operator)
+            )
+            if replacement is not None:
+                replacement.join()
+            if leader_elect:
+                processes.append(start())
+            wait_until(
+                lambda: sum(p.leading() for p in processes) == 1, timeout=60, what="one leader"
+            )
+            time.sleep(2)
+        return results
+    finally:
+        for process in processes:
+            process.stop()
+        core.delete_namespace(namespace)
+
+
 def fmt(values: list[float | None]) -> str:
     return ", ".join("never" if v is None else f"{v:.1f}" for v in values)
 
@@ -163,27 +243,44 @@ def main() -> None:
         "--bound", type=float, default=150, help="give up (never) after this many seconds"
     )
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--series", action="append", help="run only this series (repeatable; default: all)"
+    )
     args = parser.parse_args()
     api_client = api()
     tmp = Path(tempfile.mkdtemp(prefix="bench-recovery-"))
-    results = {
-        "operator_statefulset": series(
+    runs: dict[str, Callable[[], list[float | None]]] = {
+        "operator_statefulset": lambda: series(
             api_client, "op-sts", "Clustered", True, args.trials, args.bound, tmp
         ),
-        "baseline_statefulset": series(
+        "baseline_statefulset": lambda: series(
             api_client, "base-sts", "Clustered", False, 1, args.bound, tmp
         ),
-        "operator_deployment": series(
+        "operator_deployment": lambda: series(
             api_client, "op-deploy", "QueueWorker", True, 1, args.bound, tmp
         ),
-        "baseline_deployment": series(api_client, "base-deploy", "QueueWorker", False, 1, 420, tmp),
+        "baseline_deployment": lambda: series(
+            api_client, "base-deploy", "QueueWorker", False, 1, 420, tmp
+        ),
+        "operator_ha_leader_lost_statefulset": lambda: operator_lost_series(
+            api_client, "op-ha-lost", True, args.trials, args.bound, tmp
+        ),
+        "operator_single_lost_statefulset": lambda: operator_lost_series(
+            api_client, "op-single-lost", False, args.trials, args.bound, tmp
+        ),
     }
+    unknown = set(args.series or []) - set(runs)
+    if unknown:
+        parser.error(f"unknown series {sorted(unknown)}; choose from {sorted(runs)}")
+    results = {name: run() for name, run in runs.items() if name in (args.series or runs)}
     result = {
         "benchmark": "recovery",
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "grace_seconds": 10,
         "node_monitor_grace_seconds": 10,
         "bound_seconds": args.bound,
+        "operator_lease_seconds": 15,
+        "single_operator_replaced_after_seconds": REPLACED_AFTER,
         "seconds": {
             k: [None if v is None else round(v, 2) for v in vs] for k, vs in results.items()
         },
@@ -191,7 +288,7 @@ def main() -> None:
     }
     path = record("recovery", result)
     for name, values in results.items():
-        print(f"{name:<22} {fmt(values)}")
+        print(f"{name:<36} {fmt(values)}")
     print(f"recorded in {path.relative_to(REPO)}")
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "machine"}))

@@ -17,6 +17,7 @@ from kubernetes.client import ApiClient
 
 from testenv.harness.cluster import REPO, Kubectl, exists, make_kubectl, wait_until
 from testenv.harness.operator_process import OperatorProcess
+from tests.integration import haservices as has
 
 
 @pytest.fixture
@@ -50,6 +51,15 @@ def chaos() -> Callable[..., None]:
     return run
 
 
+@pytest.fixture
+def downed(chaos: Callable[..., None]) -> Iterator[list[str]]:
+    """Nodes a test takes down come back up, whatever happens."""
+    nodes: list[str] = []
+    yield nodes
+    for node in nodes:
+        chaos("node-up", node)
+
+
 def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[Any]:
     pods = core.list_namespaced_pod(namespace, label_selector=selector).items
     return [
@@ -58,6 +68,36 @@ def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[An
         if p.metadata.deletion_timestamp is None
         and any(c.type == "Ready" and c.status == "True" for c in (p.status.conditions or []))
     ]
+
+
+def ready_elsewhere(
+    core: client.CoreV1Api, namespace: str, service: str, member: str, lost_node: str
+) -> bool:
+    """The StatefulSet member is Ready again, on a node other than the lost one."""
+    selector = f"haoperator.dev/service={service}"
+    pods = {p.metadata.name: p for p in ready_pods(core, namespace, selector)}
+    return member in pods and pods[member].spec.node_name != lost_node
+
+
+def force_deleted_and_back(
+    core: client.CoreV1Api, namespace: str, service: str, member: str, lost_node: str
+) -> None:
+    """A node-loss recovery finished: PodForceDeleted reported, the member Ready elsewhere."""
+    wait_until(
+        lambda: has.events(core, namespace, service, "PodForceDeleted"),
+        timeout=60,
+        what="PodForceDeleted",
+    )
+    wait_until(
+        lambda: ready_elsewhere(core, namespace, service, member, lost_node),
+        timeout=60,
+        what=f"{member} Ready on another node",
+    )
+
+
+def node_ready(core: client.CoreV1Api, name: str) -> str:
+    node = core.read_node(name)
+    return next(c.status for c in node.status.conditions if c.type == "Ready")
 
 
 @pytest.fixture(scope="session")

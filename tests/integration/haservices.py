@@ -66,6 +66,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 WORKLOAD = {"Clustered": "StatefulSet"}
 
 
+def clustered(name: str, action: str, grace: int, replicas: int = 3) -> dict[str, Any]:
+    """A quorum service whose members are recovered from node loss by `action` after `grace`."""
+    return haservice(
+        name, "Clustered", replicas=replicas, placement={"spread": "Preferred"},
+        clustered=EXAMPLES["Clustered"]["clustered"],
+        recovery={"nodeLoss": {"graceSeconds": grace, "action": action}},
+    )  # fmt: skip
+
+
 def create(custom: client.CustomObjectsApi, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = custom.create_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, body

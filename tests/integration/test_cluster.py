@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client import ApiClient
 
 from testenv.harness.cluster import wait_until
-from tests.integration.conftest import ready_pods
+from tests.integration.conftest import node_ready, ready_pods
 
 # The fake nodes. The cluster also has a real node (testenv/node), tainted so that none of these
 # tests' pods land there; it has no zone, so zone spreading sees these three zones only.
@@ -40,11 +40,6 @@ def deployment(name: str, replicas: int, spread: bool = True) -> dict[str, Any]:
             "template": {"metadata": {"labels": {"app": name}}, "spec": spec},
         },
     }
-
-
-def node_ready(core: client.CoreV1Api, name: str) -> str:
-    node = core.read_node(name)
-    return next(c.status for c in node.status.conditions if c.type == "Ready")
 
 
 def test_three_ready_nodes_in_three_zones_on_1_34(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,15 @@ from kubernetes import client
 from testenv.harness.cluster import wait_until
 from testenv.harness.operator_process import OperatorProcess
 from tests.integration import haservices as has
+from tests.integration.conftest import force_deleted_and_back, node_ready, ready_pods
 
 pytestmark = pytest.mark.cluster
 TIMING = (8.0, 5.0, 1.0)  # lease duration, renew deadline, retry period
 LEASE = "haoperator"
 BURST = 16
+NODE_LOSS_GRACE = 12
+"""Longer than the lease (TIMING): the grace the killed leader began ends after the standby
+leads, so the standby is the one that acts."""
 
 
 def lease_holder(core: client.CoreV1Api, namespace: str) -> str | None:
@@ -176,3 +180,37 @@ def test_a_standby_restart_writes_nothing_and_a_released_lease_is_taken_at_once(
     time.sleep(2 * TIMING[2])
     writes = {m: v for m, v in again.requests_by_method().items() if m != "GET"}
     assert set(writes) <= {"PUT"}, writes  # the Lease's acquire and renewals, nothing else
+
+
+def test_the_standby_finishes_a_node_loss_recovery_when_the_leader_is_killed(
+    pair: list[OperatorProcess],
+    namespace: str,
+    custom: client.CustomObjectsApi,
+    core: client.CoreV1Api,
+    chaos: Callable[..., None],
+    downed: list[str],
+) -> None:
+    """A member's node is lost; the leader is killed (-9: no release) while the node-loss grace
+    runs: the standby takes over after the lease, reports the loss and force-deletes the
+    member itself, and the StatefulSet brings it back elsewhere."""
+    leader, standby = pair
+    has.create(custom, namespace, has.clustered("db", "ForceDelete", NODE_LOSS_GRACE))
+    wait_until(
+        lambda: len(ready_pods(core, namespace, "haoperator.dev/service=db")) == 3,
+        timeout=90,
+        what="3 members",
+    )
+    lost_node = core.read_namespaced_pod("db-1", namespace).spec.node_name
+    chaos("node-down", lost_node)
+    downed.append(lost_node)
+    wait_until(lambda: node_ready(core, lost_node) != "True", timeout=60, what="the node NotReady")
+    assert not has.events(core, namespace, "db", "NodeLost")  # the grace has begun
+    assert standby.writes() == 0
+    assert leader.stop(signal.SIGKILL) == -signal.SIGKILL
+
+    wait_until(standby.leading, timeout=TIMING[0] + 20, what="the standby leading")
+    force_deleted_and_back(core, namespace, "db", "db-1", lost_node)
+    lost = has.events(core, namespace, "db", "NodeLost")
+    deleted = has.events(core, namespace, "db", "PodForceDeleted")
+    assert len(lost) == 1, lost  # reported once, by the new leader
+    assert {e.reporting_instance for e in [*lost, *deleted]} == {identity(standby)}

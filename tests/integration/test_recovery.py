@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +20,10 @@ from haoperator.core.vocabulary import Annotation
 from testenv.harness.cluster import wait_until
 from testenv.harness.operator_process import OperatorProcess
 from tests.integration import haservices as has
-from tests.integration.conftest import ready_pods
+from tests.integration.conftest import force_deleted_and_back, ready_pods
 
 pytestmark = pytest.mark.cluster
 Chaos = Callable[..., None]
-
-
-@pytest.fixture
-def downed(chaos: Chaos) -> Iterator[list[str]]:
-    """Nodes a test takes down come back up, whatever happens."""
-    nodes: list[str] = []
-    yield nodes
-    for node in nodes:
-        chaos("node-up", node)
 
 
 def pods_of(core: client.CoreV1Api, namespace: str, name: str) -> list[Any]:
@@ -196,14 +187,6 @@ def identities(core: client.CoreV1Api, namespace: str) -> dict[str, str]:
     return {p.metadata.name: p.metadata.uid for p in pods_of(core, namespace, "db")}
 
 
-def clustered(name: str, action: str, grace: int, replicas: int = 3) -> dict[str, Any]:
-    return has.haservice(
-        name, "Clustered", replicas=replicas, placement={"spread": "Preferred"},
-        clustered=has.EXAMPLES["Clustered"]["clustered"],
-        recovery={"nodeLoss": {"graceSeconds": grace, "action": action}},
-    )  # fmt: skip
-
-
 def test_node_loss_with_force_delete_brings_the_member_back_elsewhere(
     namespace: str,
     operator: OperatorProcess,
@@ -212,7 +195,7 @@ def test_node_loss_with_force_delete_brings_the_member_back_elsewhere(
     chaos: Chaos,
     downed: list[str],
 ) -> None:
-    has.create(custom, namespace, clustered("db", "ForceDelete", 10))
+    has.create(custom, namespace, has.clustered("db", "ForceDelete", 10))
     wait_members(core, namespace)
     victim = core.read_namespaced_pod("db-1", namespace)
     lost_node = victim.spec.node_name
@@ -222,19 +205,7 @@ def test_node_loss_with_force_delete_brings_the_member_back_elsewhere(
     wait_until(
         lambda: event_messages(core, namespace, "db", "NodeLost"), timeout=60, what="NodeLost"
     )
-    wait_until(
-        lambda: event_messages(core, namespace, "db", "PodForceDeleted"),
-        timeout=30,
-        what="PodForceDeleted",
-    )
-
-    def back() -> bool:
-        pods = {
-            p.metadata.name: p for p in ready_pods(core, namespace, "haoperator.dev/service=db")
-        }
-        return "db-1" in pods and pods["db-1"].spec.node_name != lost_node
-
-    wait_until(back, timeout=60, what="db-1 Ready on another node")
+    force_deleted_and_back(core, namespace, "db", "db-1", lost_node)
     # Same identity, same claim, same volume.
     assert (
         core.read_namespaced_persistent_volume_claim("data-db-1", namespace).spec.volume_name
@@ -250,7 +221,7 @@ def test_node_loss_with_wait_deletes_nothing(
     chaos: Chaos,
     downed: list[str],
 ) -> None:
-    has.create(custom, namespace, clustered("db", "Wait", 5))
+    has.create(custom, namespace, has.clustered("db", "Wait", 5))
     wait_members(core, namespace)
     before = identities(core, namespace)
     node = core.read_namespaced_pod("db-0", namespace).spec.node_name
@@ -272,7 +243,7 @@ def test_a_node_back_within_the_grace_is_left_alone(
     chaos: Chaos,
     downed: list[str],
 ) -> None:
-    has.create(custom, namespace, clustered("db", "ForceDelete", 40))
+    has.create(custom, namespace, has.clustered("db", "ForceDelete", 40))
     wait_members(core, namespace)
     before = identities(core, namespace)
     node = core.read_namespaced_pod("db-2", namespace).spec.node_name
@@ -300,7 +271,7 @@ def test_quorum_lost_and_restored(
     chaos: Chaos,
     downed: list[str],
 ) -> None:
-    has.create(custom, namespace, clustered("db", "Wait", 3600))
+    has.create(custom, namespace, has.clustered("db", "Wait", 3600))
     wait_members(core, namespace)
     nodes = sorted({p.spec.node_name for p in pods_of(core, namespace, "db")})
     assert len(nodes) == 3  # spread Preferred puts one member per kwok node (the real is tainted)

@@ -216,3 +216,102 @@ def test_a_migration_counts_the_restart_budget_reached(served: HAServiceCollecto
     assert [e[2] for e in kube.events if e[2] == "RecoveryLimitReached"] == ["RecoveryLimitReached"]
     name = "haoperator_haservice_recovery_limit_reached_total"
     assert samples(served)[(name, (("name", "web"), ("namespace", "ns")))] == 1.0
+
+
+def test_services_are_counted_by_category_and_readiness_from_zero() -> None:
+    collector = HAServiceCollector()
+    collector.count(("shop", "web"), ("ActivePassive", True))
+    collector.count(("shop", "api"), ("ActivePassive", True))
+    collector.count(("db", "galera"), ("Clustered", False))
+    counted = {
+        dict(labels)["category"] + "/" + dict(labels)["ready"]: value
+        for (name, labels), value in samples(collector).items()
+        if name == "haoperator_haservices"
+    }
+    assert counted == {
+        "ActivePassive/true": 2.0, "ActivePassive/false": 0.0,
+        "Clustered/true": 0.0, "Clustered/false": 1.0,
+        "LoadBalanced/true": 0.0, "LoadBalanced/false": 0.0,
+        "QueueWorker/true": 0.0, "QueueWorker/false": 0.0,
+    }  # fmt: skip
+    collector.count(("shop", "web"), ("ActivePassive", False))  # the same service, now not Ready
+    collector.count(("shop", "api"), None)  # gone
+    counted_now = {
+        (dict(labels)["category"], dict(labels)["ready"]): value
+        for (name, labels), value in samples(collector).items()
+        if name == "haoperator_haservices" and dict(labels)["category"] == "ActivePassive"
+    }
+    assert counted_now == {("ActivePassive", "true"): 0.0, ("ActivePassive", "false"): 1.0}
+
+
+def test_an_instance_standing_by_exports_no_haservice() -> None:
+    """Two operator instances are scraped; only the leader's series may count, or every sum
+    doubles and every per-service alert fires twice (seen: a leader that stepped down kept
+    exporting what it saw last)."""
+    collector = HAServiceCollector()
+    key = ("shop", "web")
+    collector.observe(key, ServiceState("ActivePassive", True, active_pod="web-a", failovers=1))
+    collector.count(key, ("ActivePassive", True))
+    collector.reporting(False)
+    assert samples(collector) == {}
+    collector.reporting(True)
+    assert of(samples(collector), key)
+    assert (
+        samples(collector)[
+            ("haoperator_haservices", (("category", "ActivePassive"), ("ready", "true")))
+        ]
+        == 1.0
+    )
+
+
+def test_every_reconcile_result_and_recovery_action_is_exported_from_zero() -> None:
+    """increase() over a series that appears at 1 is 0: the first action of a kind would be
+    missed by the dashboard and by the reconcile-errors alert."""
+    from prometheus_client import REGISTRY
+
+    text = generate_latest(REGISTRY).decode()
+    for action in ("pod_failed", "recovery_limit", "pod_migrated", "node_lost",
+                   "pod_force_deleted", "split_brain_prevented"):  # fmt: skip
+        assert f'haoperator_recovery_actions_total{{action="{action}"}}' in text
+    for result in ("ok", "problem", "error", "not_leading"):
+        assert f'haoperator_reconcile_total{{result="{result}"}}' in text
+
+
+def test_taking_over_and_stepping_down_switch_the_series(
+    served: HAServiceCollector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's leadership callbacks: a standby exports nothing until it leads, and a
+    leader that steps down stops at once."""
+    import asyncio
+
+    from haoperator.controller import handlers
+    from haoperator.controller.store import Store
+    from haoperator.controller.workqueue import WorkQueue
+
+    served.observe(("ns", "web"), ServiceState("QueueWorker", True))
+    loop = asyncio.new_event_loop()
+    try:
+        reconciler = Reconciler(FakeKube({}), Store(), Operator())  # type: ignore[arg-type]
+        made_leadership: dict[str, Any] = {}
+
+        class Recorder:
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                made_leadership.update(kwargs)
+
+        monkeypatch.setattr(handlers, "Leadership", Recorder)
+        monkeypatch.setattr(handlers, "Kube", lambda *args, **kwargs: None)
+        monkeypatch.setattr(handlers, "api_client", lambda *args: None)
+        settings = handlers.Settings(namespaces=["ns"], leader_elect=True)
+        handlers._leadership(
+            settings, Store(), WorkQueue(), loop, asyncio.Event(), lambda: reconciler
+        )
+        assert samples(served) == {}  # standing by from the start
+        made_leadership["on_started"]()
+        loop.run_until_complete(asyncio.sleep(0))
+        assert of(samples(served), ("ns", "web")) == {}  # what it knew before: forgotten
+        served.observe(("ns", "web"), ServiceState("QueueWorker", True))
+        assert of(samples(served), ("ns", "web"))
+        made_leadership["on_stopped"]()
+        assert samples(served) == {}
+    finally:
+        loop.close()

@@ -184,9 +184,12 @@ def _leadership(
     Taking over queues every HAService the cache knows, with a fresh memory: the informers
     were kept warm, so the new leader starts at once."""
 
+    metrics.SERVICES.reporting(False)  # a standby exports no HAService's series
+
     def started() -> None:
         def on_loop() -> None:
             reconciler().forget_all()
+            metrics.SERVICES.reporting(True)
             leading.set()
             known = store.keys()  # every HAService the warm cache holds
             for key in known:
@@ -195,6 +198,7 @@ def _leadership(
         loop.call_soon_threadsafe(on_loop)
 
     def stopped() -> None:
+        metrics.SERVICES.reporting(False)
         loop.call_soon_threadsafe(leading.clear)
 
     return Leadership(

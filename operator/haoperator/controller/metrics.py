@@ -5,7 +5,9 @@ HAServices counted by category and readiness), and at most one series per HAServ
 (`haoperator_haservice_*{namespace, name}`), which alerts need to say which service is in
 trouble. Those come from each reconcile (`SERVICES.observe`: the status it computed, the pod
 serving as the active one) and the events it records (`SERVICES.recovery_limit_reached`), and
-go when the HAService does (`SERVICES.observe(key, None)`). Their
+go when the HAService does (`SERVICES.observe(key, None)`). Only the instance that reconciles
+exports them and haoperator_haservices (`SERVICES.reporting`): a standby, or a leader that stepped
+down, would count every HAService twice and fire every per-service alert twice. Their
 `namespace` label is the HAService's: a scrape must honour it (the ServiceMonitor in
 manifests/monitoring/ sets honorLabels), as for kube-state-metrics. No other label of theirs is
 one a scrape adds (job, instance, pod, ...): the active pod's is `active_pod`.
@@ -14,16 +16,25 @@ one a scrape adds (job, instance, pod, ...): the active pod's is `active_pod`.
 from __future__ import annotations
 
 import threading
+from collections import Counter as Tally
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final, get_args
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from haoperator.core.vocabulary import ConditionType, Reason
+from haoperator.api.haservice import Category
+from haoperator.core.vocabulary import Action, ConditionType, Reason
+
+RECONCILE_RESULTS: Final = ("ok", "problem", "error", "not_leading")
+"""Labels of haoperator_reconcile_total."""
+RECOVERY_ACTION_NAMES: Final = tuple(
+    value for name, value in vars(Action).items() if not name.startswith("_")
+)
+CATEGORIES: Final = get_args(Category)
 
 RECONCILES = Counter(
     "haoperator_reconcile_total", "Reconciles of HAServices, by result.", ["result"]
@@ -57,20 +68,10 @@ LEADER = Gauge(
     "instance (its pod's name).",
     ["identity"],
 )
-HASERVICES = Gauge(
-    "haoperator_haservices", "HAServices watched, by category and readiness.", ["category", "ready"]
-)
-
-
-def recount(before: tuple[str, bool] | None, after: tuple[str, bool] | None) -> None:
-    """Keep haoperator_haservices in step with one HAService's (category, ready), which was
-    `before` and is now `after` (None: not counted, or no longer)."""
-    if before == after:
-        return
-    if before is not None:
-        HASERVICES.labels(before[0], "true" if before[1] else "false").dec()
-    if after is not None:
-        HASERVICES.labels(after[0], "true" if after[1] else "false").inc()
+for _result in RECONCILE_RESULTS:  # from 0: increase() misses a series that appears at 1
+    RECONCILES.labels(_result)
+for _action in RECOVERY_ACTION_NAMES:
+    RECOVERY_ACTIONS.labels(_action)
 
 
 Key = tuple[str, str]
@@ -121,6 +122,28 @@ class HAServiceCollector(Collector):
         self._lock = threading.Lock()
         self._states: dict[Key, ServiceState] = {}
         self._limits: dict[Key, int] = {}
+        self._counted: dict[Key, tuple[str, bool]] = {}
+        self._reporting = True
+
+    def reporting(self, on: bool) -> None:
+        """Export the series (this instance reconciles) or none (it stands by)."""
+        with self._lock:
+            self._reporting = on
+
+    def clear(self) -> None:
+        """Forget every HAService (a new term as leader starts from what it reconciles)."""
+        with self._lock:
+            self._states.clear()
+            self._limits.clear()
+            self._counted.clear()
+
+    def count(self, key: Key, counted: tuple[str, bool] | None) -> None:
+        """haoperator_haservices counts the HAService as (category, ready); None: not at all."""
+        with self._lock:
+            if counted is None:
+                self._counted.pop(key, None)
+            else:
+                self._counted[key] = counted
 
     def observe(self, key: Key, state: ServiceState | None) -> None:
         """Set the HAService's series; None: it is gone, drop them."""
@@ -142,9 +165,18 @@ class HAServiceCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
-            states = dict(self._states)
-            limits = dict(self._limits)
-        ready, active, quorum, failovers, reached = self._families()
+            reporting = self._reporting
+            states = dict(self._states) if reporting else {}
+            limits = dict(self._limits) if reporting else {}
+            counted = Tally(self._counted.values()) if reporting else Tally()
+        ready, active, quorum, failovers, reached, services = self._families()
+        if reporting:
+            for category in CATEGORIES:
+                for is_ready in (True, False):
+                    services.add_metric(
+                        [category, "true" if is_ready else "false"],
+                        float(counted[(category, is_ready)]),
+                    )
         for (namespace, name), state in sorted(states.items()):
             ready.add_metric([namespace, name, state.category], float(state.ready))
             if state.active_pod is not None:
@@ -157,7 +189,7 @@ class HAServiceCollector(Collector):
                 failovers.add_metric([namespace, name], float(state.failovers))
         for (namespace, name), count in sorted(limits.items()):
             reached.add_metric([namespace, name], float(count))
-        return iter((ready, active, quorum, failovers, reached))
+        return iter((ready, active, quorum, failovers, reached, services))
 
     @staticmethod
     def _families() -> tuple[
@@ -166,6 +198,7 @@ class HAServiceCollector(Collector):
         GaugeMetricFamily,
         CounterMetricFamily,
         CounterMetricFamily,
+        GaugeMetricFamily,
     ]:
         service = ["namespace", "name"]
         return (
@@ -195,6 +228,11 @@ class HAServiceCollector(Collector):
                 "Pods of the HAService that went past their restart budget "
                 "(RecoveryLimitReached events), since this operator started.",
                 labels=service,
+            ),
+            GaugeMetricFamily(
+                "haoperator_haservices",
+                "HAServices watched, by category and readiness.",
+                labels=["category", "ready"],
             ),
         )
 

@@ -55,9 +55,8 @@ class Reconciler:
         """Drop every memory and per-HAService series, as a fresh start would: on taking over
         the lead, what this instance remembers from an earlier term may be stale (another
         instance acted meanwhile), and a standby reports no HAService of its own."""
-        for key in list(self.memories):
-            self._remember(key, None)
-            metrics.SERVICES.observe(key, None)
+        self.memories.clear()
+        metrics.SERVICES.clear()
 
     def reconcile(self, key: Key) -> Outcome:
         snapshot = self.store.snapshot(key)
@@ -93,8 +92,7 @@ class Reconciler:
         return _outcome(current)
 
     def _remember(self, key: Key, memory: Memory | None) -> None:
-        before = self.memories.get(key)
-        metrics.recount(before.counted if before else None, memory.counted if memory else None)
+        metrics.SERVICES.count(key, memory.counted if memory else None)
         if memory is None:
             self.memories.pop(key, None)
         else:
