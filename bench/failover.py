@@ -326,7 +326,7 @@ def main() -> None:
     }
 
     def cell(name: str, mode: str, stat: str) -> float | None:
-        return table[name][mode][stat] if name in table else None
+        return (table.get(name) or {}).get(mode, {}).get(stat)
 
     result = {
         "benchmark": "failover",

@@ -127,6 +127,8 @@ class PodWatcher:
         """Every update: (when, pod, elector restart count, elector terminated)."""
         self.unready: list[tuple[float, str]] = []
         """Every update showing a pod's application not ready: (when, pod)."""
+        self.marks: list[tuple[float, str, str, bool]] = []
+        """Every update: (when, pod, its role label, being deleted)."""
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._watch = watch.Watch()
@@ -160,6 +162,22 @@ class PodWatcher:
             self.history.append((now, name, int(status.get("restartCount") or 0), terminated))
             if not app_ready(pod):
                 self.unready.append((now, name))
+            role = (pod["metadata"].get("labels") or {}).get("haoperator.dev/role") or ""
+            self.marks.append((now, name, role, bool(pod["metadata"].get("deletionTimestamp"))))
+
+    def first(self, since: float, pod: str, role: str | None = None) -> float | None:
+        """When the pod was first seen after `since` labelled `role` (None: being deleted)."""
+        with self.lock:
+            return next(
+                (
+                    at
+                    for at, name, labelled, deleting in self.marks
+                    if at >= since
+                    and name == pod
+                    and (deleting if role is None else labelled == role)
+                ),
+                None,
+            )
 
     def elector_dead(self, name: str, restarts: int, since: float) -> float | None:
         """When the API server first showed the pod's elector dead after `since`: terminated,
@@ -284,6 +302,28 @@ def freeze_trial(
     return dark, both, last != leader
 
 
+def timeline(
+    pods: PodWatcher, routes: Any, leases: Any, began: float, old: str, new: str
+) -> dict[str, float | None]:
+    """Where a graceful handover's time went, each step seen by a watch, seconds after the
+    delete was sent: the old pod seen deleted, the Lease released and taken, the old pod's
+    `active` gone, the Service routing to nobody, the new pod labelled, the Service routing it."""
+
+    def since(at: float | None) -> float | None:
+        return None if at is None else round(at - began, 3)
+
+    released = next((at for at, holder in leases.changes if at >= began and holder is None), None)
+    return {
+        "deleted_seen": since(pods.first(began, old)),
+        "lease_released": since(released),
+        "lease_taken": since(leases.held_by(new, began)),
+        "old_unlabelled": since(pods.first(began, old, "standby")),
+        "routed_none": since(routes.first(began, lambda routed: old not in routed)),
+        "new_labelled": since(pods.first(began, new, "active")),
+        "routed_new": since(routes.first(began, lambda routed: routed == {new})),
+    }
+
+
 def serving_other(serving: Callable[[], str | None], not_: str | None) -> str | None:
     pod = serving()
     return pod if pod and pod != not_ else None
@@ -368,6 +408,9 @@ def run_real_node_series(
                 results[mode].append(seconds)
                 dead = pods.elector_dead(leader, restarts, began)
                 taken = leases.held_by(new, began) if new != leader else None
+                split = None
+                if mode == "graceful":
+                    split = timeline(pods, routes, leases, began, leader, new)
                 log.append(
                     {
                         "mode": mode,
@@ -377,6 +420,7 @@ def run_real_node_series(
                         else round(dead - began, 3),
                         "lease_taken": None if taken is None else round(taken - began, 3),
                         "leader_after": "same pod" if new == leader else "the standby",
+                        **({"split": split} if split else {}),
                     }
                 )
                 if mode == "unhealthy":

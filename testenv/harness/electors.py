@@ -15,9 +15,10 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -225,6 +226,8 @@ class RouteWatcher:
         self.api, self.namespace, self.service = api, namespace, service
         self.slices: dict[str, set[str]] = {}
         self.history: list[frozenset[str]] = []
+        self.timeline: list[tuple[float, frozenset[str]]] = []
+        """(when, the pods routed) at every change: where a benchmark's trial spent its time."""
         self.lock = threading.Lock()
         self.changed = threading.Condition(self.lock)
         self._stop = threading.Event()
@@ -261,11 +264,17 @@ class RouteWatcher:
             routed = frozenset().union(*self.slices.values()) if self.slices else frozenset()
             if not self.history or self.history[-1] != routed:
                 self.history.append(routed)
+                self.timeline.append((time.monotonic(), routed))
             self.changed.notify_all()
 
     def current(self) -> frozenset[str]:
         with self.lock:
             return self.history[-1] if self.history else frozenset()
+
+    def first(self, since: float, routed: Callable[[frozenset[str]], bool]) -> float | None:
+        """When the routed pods first satisfied `routed` after `since`."""
+        with self.lock:
+            return next((at for at, pods in self.timeline if at >= since and routed(pods)), None)
 
     def most_at_once(self) -> int:
         with self.lock:

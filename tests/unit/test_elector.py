@@ -197,6 +197,7 @@ class FakeApi(Kube):
                 raise ApiError(409, "Conflict", "the object has been modified")
             if self.clock is not None:
                 self.clock.now += self.slow_puts  # the request took this long
+            self.calls.append(f"lease={body['spec'].get('holderIdentity')}")
             self.puts.append(copy.deepcopy(body))
             self.lease = copy.deepcopy(body)
             self.lease["metadata"]["resourceVersion"] = self._next()
@@ -320,6 +321,22 @@ def test_release_retries_on_a_stale_copy_and_frees_the_lease() -> None:
     assert api.lease["spec"]["holderIdentity"] is None
     assert api.lease["metadata"]["annotations"]["haoperator.dev/released-by"] == "me"
     assert api.role("me") == "standby"
+    assert not leader.is_leader
+
+
+def test_release_frees_the_lease_before_it_unlabels_our_pod() -> None:
+    """The Lease first: the standby starts at once; our label after (see Elector.release for
+    what the other order cost on real pods)."""
+    api = FakeApi(holder="me")
+    api.set_role("me", "active")
+    leader = elector(api, "me")
+    leader.observe(api.get("Lease", "ns", "vip"))
+    leader.is_leader = True
+    api.calls.clear()
+
+    leader.release()
+
+    assert api.calls == ["lease=None", "me=standby"]
     assert not leader.is_leader
 
 
@@ -475,7 +492,15 @@ def test_a_new_leader_labels_itself_once_the_service_dropped_the_fenced_pod() ->
     api.calls.clear()
     me.step()
     assert me.leader_now()
-    assert api.calls == ["other=standby", "slices", "slices", "slices", "slices", "me=active"]
+    assert api.calls == [
+        "lease=me",
+        "other=standby",
+        "slices",
+        "slices",
+        "slices",
+        "slices",
+        "me=active",
+    ]  # the Lease taken, fenced, waited for the Service to drop the other pod, labelled
 
 
 def test_a_takeover_never_waits_long_for_slices_it_cannot_read_or_that_do_not_change() -> None:
