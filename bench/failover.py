@@ -321,7 +321,7 @@ def main() -> None:
             freeze_trials=args.freeze_trials, freeze_seconds=args.freeze_seconds,
         )  # fmt: skip
     table = {
-        name: {mode: summary(values) for mode, values in s.items() if mode != "trials"}
+        name: {mode: summary(values) for mode, values in s.items() if mode != "trials" and values}
         for name, s in series.items()
     }
 

@@ -26,6 +26,8 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -273,11 +275,13 @@ API_SERVER_PID = (
 
 def freeze_trial(
     ips: dict[str, str | None], leader: str, seconds: float
-) -> tuple[float, bool, bool]:
+) -> tuple[float, bool, bool, list[dict[str, Any]]]:
     """Freeze the API server for `seconds` and 20 s after it resumed, poll /leader of each pod:
-    (seconds no pod answered 200, whether two ever did at once, whether the leader changed)."""
+    (seconds no pod answered 200, whether two ever did at once, whether the leader changed,
+    each poll where none did: when, and what every elector said)."""
     pid = int(API_SERVER_PID.read_text().split()[0])
     dark, both, last = 0.0, False, leader
+    polls: list[dict[str, Any]] = []
     os.kill(pid, signal.SIGSTOP)
     began = time.monotonic()
     resumed = False
@@ -291,6 +295,8 @@ def freeze_trial(
             now = time.monotonic()
             if not leading:
                 dark += now - previous
+                said = {name: leader_said(ip) for name, ip in ips.items()}
+                polls.append({"at": round(now - began, 3), "resumed": resumed, "said": said})
             both = both or len(leading) > 1
             if len(leading) == 1:
                 last = leading[0]
@@ -299,7 +305,18 @@ def freeze_trial(
     finally:
         if not resumed:
             os.kill(pid, signal.SIGCONT)
-    return dark, both, last != leader
+    return dark, both, last != leader, polls
+
+
+def leader_said(ip: str | None, port: int = 8099) -> str:
+    """/leader's status and body, for the record of a poll where no pod led."""
+    try:
+        with urllib.request.urlopen(f"http://{ip}:{port}/leader", timeout=0.5) as answer:
+            return f"{answer.status} {answer.read(300).decode(errors='replace')}"
+    except urllib.error.HTTPError as exc:
+        return f"{exc.code} {exc.read(300).decode(errors='replace')}"
+    except OSError as exc:
+        return f"no answer: {exc}"
 
 
 def timeline(
@@ -441,7 +458,7 @@ def run_real_node_series(
                 serving, timeout=300, what="one routed, answering leader", interval=0.05
             )
             ips = {name: pods.ip(name) for name in pods.ready()}
-            dark, both, changed = freeze_trial(ips, leader, freeze_seconds)
+            dark, both, changed, polls = freeze_trial(ips, leader, freeze_seconds)
             results["freeze"].append(dark)
             log.append(
                 {
@@ -450,6 +467,7 @@ def run_real_node_series(
                     "seconds_without_a_leader": round(dark, 3),
                     "two_leaders_seen": both,
                     "leader_after": "the standby" if changed else "same pod",
+                    "dark_polls": polls,
                 }
             )
         assert routes.most_at_once() <= 1, "real node: the Service routed to two pods"
