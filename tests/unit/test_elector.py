@@ -204,8 +204,18 @@ class FakeApi(Kube):
             return copy.deepcopy(self.lease)
 
     def list_page(self, kind: str, namespace: str | None, query: dict[str, str]) -> dict[str, Any]:
-        items = [copy.deepcopy(pod) for pod in self.pods.values()]  # the watch's list
+        if kind == "EndpointSlice":  # the slice watch's list: the slice as `routed` says now
+            self.calls.append("slice-list")
+            items = [self.slice(self.routed)]
+        else:
+            items = [copy.deepcopy(pod) for pod in self.pods.values()]  # the watch's list
         return {"metadata": {"resourceVersion": str(self.version)}, "items": items}
+
+    def slice(self, routed: list[str]) -> dict[str, Any]:
+        """The Service's one EndpointSlice listing `routed`, as a new version."""
+        endpoints = [{"targetRef": {"kind": "Pod", "name": name}} for name in routed]
+        meta = {"name": "vip-x", "resourceVersion": self._next()}
+        return {"metadata": meta, "endpoints": endpoints}
 
     def list(self, kind: str, namespace: str | None, selector: str = "") -> list[dict[str, Any]]:
         if kind == "EndpointSlice":
@@ -501,6 +511,60 @@ def test_a_new_leader_labels_itself_once_the_service_dropped_the_fenced_pod() ->
         "slices",
         "me=active",
     ]  # the Lease taken, fenced, waited for the Service to drop the other pod, labelled
+
+
+def slices_watched() -> tuple[FakeApi, Elector]:
+    """A free Lease, `other` active and routed, and `me` with every watch synced, slices too."""
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    api.set_role("other", "active")
+    api.routed = ["other"]
+    me = watched(api, clock)
+    me.read_slices()
+    return api, me
+
+
+def test_with_the_slice_watch_synced_a_new_leader_waits_on_its_events_not_on_reads() -> None:
+    """The slices come from their watch: the removal is acted on when its event arrives, and the
+    API server, busy with the handover, gets no read of them every UNROUTE_POLL."""
+    api, me = slices_watched()
+
+    def controller() -> None:
+        """The EndpointSlice controller drops the fenced pod a little later."""
+        deadline = time.monotonic() + 5
+        while api.role("other") != "standby" and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.05)
+        api.calls.append("slice-event")
+        me.observe_slice(api.slice([]))
+
+    api.calls.clear()
+    thread = threading.Thread(target=controller)
+    thread.start()
+    me.step()
+    thread.join()
+    assert me.leader_now()
+    assert api.calls == ["lease=me", "other=standby", "slice-event", "me=active"]
+
+
+def test_a_watched_slice_that_never_drops_the_fenced_pod_holds_the_takeover_up_boundedly() -> None:
+    api, me = slices_watched()
+    me.observe_slice(api.slice(["other", "me"]))  # a newer version, still routing elsewhere
+    began = time.monotonic()
+    me.step()
+    assert UNROUTE_WAIT <= time.monotonic() - began < UNROUTE_WAIT + 1
+    assert me.leader_now()
+    assert api.role("me") == "active"
+    assert "slices" not in api.calls  # never polled: the watch is synced
+
+
+def test_a_slice_watch_that_broke_falls_back_to_reading_the_slices() -> None:
+    api, me = slices_watched()
+    api.slice_lag = 2
+    me._slices_unsynced()  # the watch failed; _follow lists again before it watches
+    me.step()
+    assert me.leader_now()
+    assert api.calls.count("slices") == 3
 
 
 def test_a_takeover_never_waits_long_for_slices_it_cannot_read_or_that_do_not_change() -> None:

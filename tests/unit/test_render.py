@@ -290,7 +290,8 @@ def test_the_elector_role_grants_exactly_what_it_needs() -> None:
         {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": ["web"],
          "verbs": ["get", "list", "watch", "update", "patch"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]},
-        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["list"]},
+        {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
+         "verbs": ["list", "watch"]},
     ]  # fmt: skip
     assert not any("*" in values for rule in role["rules"] for values in rule.values())
 

@@ -188,7 +188,11 @@ def main(args: argparse.Namespace, out: Any = None) -> int:
     _Probes.elector = elector
     server = ThreadingHTTPServer((args.bind, args.port), _Probes)
     threading.Thread(target=server.serve_forever, daemon=True, name="probes").start()
-    for name, follow in (("lease-watch", elector.watch_lease), ("pod-watch", elector.watch_pods)):
+    for name, follow in (
+        ("lease-watch", elector.watch_lease),
+        ("pod-watch", elector.watch_pods),
+        ("slice-watch", elector.watch_slices),
+    ):
         threading.Thread(target=follow, daemon=True, name=name).start()
 
     def stop(signum: int, _: Any) -> None:

@@ -142,6 +142,9 @@ class Elector:
         self.pods: dict[str, dict[str, Any]] = {}  # the service's pods: watch, list or PATCH
         self.departed: dict[str, dict[str, Any]] = {}  # their last copies once deleted
         self.own_synced = False  # the pod watch follows them now, so `pods` is current
+        self.slices: dict[str, dict[str, Any]] = {}  # the Service's EndpointSlices: their watch
+        self.slices_synced = False  # the slice watch follows them now
+        self.slices_news = threading.Event()  # set on every slice event (see wait_unrouted)
         self.terminating = False  # our pod is being deleted: release, never acquire
         self.unhealthy_since: float | None = None  # our application not Ready since (monotonic)
         self.pending_failover: dict[str, Any] | None = None  # recorded at the first renew
@@ -497,7 +500,12 @@ class Elector:
     ) -> None:
         """Write the Lease (an ApiError goes to the caller), then fence, then label: lead only
         when all three succeeded within the renew deadline of the write. Otherwise the Lease
-        names us while we do not lead, so the next step acquires again (see election.decide)."""
+        names us while we do not lead, so the next step acquires again (see election.decide).
+
+        Fencing while the write is on its way, when the released Lease named us, was measured on
+        real pods (2026-12-04, 15 handovers): p50 0.223 s against 0.188 s, and 1 at 0.675 s (the
+        fence right behind the old pod's deletion met the EndpointSlice controller's stale cache,
+        as unlabelling before the release did: see release). So the fence waits for the write."""
         before = self.clock()
         record = write()
         with self.lock:
@@ -868,24 +876,62 @@ class Elector:
         """Wait (at most UNROUTE_WAIT) until the Service's EndpointSlices list no pod but ours:
         the removal of the previous active pod is then written, so our label is a change of
         its own that the EndpointSlice controller routes at once, not one it meets with a
-        stale cache and retries a second later (see election.routed_elsewhere). A Service
-        without slices, or slices we cannot read, do not hold the takeover up."""
-        selector = f"{Label.ENDPOINT_SLICE_SERVICE}={self.lease_name}"
+        stale cache and retries a second later (see election.routed_elsewhere). The slices come
+        from their watch, so the removal is seen the moment it is written and the API server,
+        busy with the handover, is not polled; until that watch has synced, from a list every
+        UNROUTE_POLL. A Service without slices, or slices we cannot read, do not hold the
+        takeover up."""
         give_up = time.monotonic() + UNROUTE_WAIT
         while True:
-            try:
-                slices = self.kube.list("EndpointSlice", self.namespace, selector)
-            except ApiError as exc:
-                message = "could not read the Service's EndpointSlices: labelling without waiting"
-                self._failed("slices", message, exc)
+            self.slices_news.clear()  # before reading: a change from now on wakes the wait
+            with self.lock:
+                watched = list(self.slices.values()) if self.slices_synced else None
+            slices = self._listed_slices() if watched is None else watched
+            if slices is None or not routed_elsewhere(self.pod, slices):
                 return
-            self._recovered("slices", "the Service's EndpointSlices can be read again")
-            if not routed_elsewhere(self.pod, slices):
-                return
-            if time.monotonic() >= give_up:
+            left = give_up - time.monotonic()
+            if left <= 0:
                 self.log.info("the Service still routes elsewhere: labelling without waiting")
                 return
-            time.sleep(UNROUTE_POLL)
+            if watched is None:
+                time.sleep(min(UNROUTE_POLL, left))
+            else:
+                self.slices_news.wait(left)
+
+    def _listed_slices(self) -> list[dict[str, Any]] | None:
+        """The Service's EndpointSlices read now; None when they cannot be read."""
+        selector = f"{Label.ENDPOINT_SLICE_SERVICE}={self.lease_name}"
+        try:
+            slices = self.kube.list("EndpointSlice", self.namespace, selector)
+        except ApiError as exc:
+            message = "could not read the Service's EndpointSlices: labelling without waiting"
+            self._failed("slices", message, exc)
+            return None
+        self._recovered("slices", "the Service's EndpointSlices can be read again")
+        return slices
+
+    def observe_slice(self, found: dict[str, Any], *, gone: bool = False) -> None:
+        name = found["metadata"]["name"]
+        with self.lock:
+            if gone:
+                self.slices.pop(name, None)
+            elif not _known(found, self.slices.get(name)):
+                self.slices[name] = found
+        self.slices_news.set()
+
+    def read_slices(self) -> str | None:
+        """List the Service's EndpointSlices before (re)starting their watch."""
+        selector = f"{Label.ENDPOINT_SLICE_SERVICE}={self.lease_name}"
+        page = self.kube.list_page("EndpointSlice", self.namespace, {"labelSelector": selector})
+        with self.lock:
+            self.slices = {item["metadata"]["name"]: item for item in page.get("items") or []}
+            self.slices_synced = True
+        self.slices_news.set()
+        return str((page.get("metadata") or {}).get("resourceVersion") or "") or None
+
+    def _slices_unsynced(self) -> None:
+        with self.lock:
+            self.slices_synced = False
 
     # -- loops --------------------------------------------------------------------------------
 
@@ -912,6 +958,20 @@ class Elector:
             take,
             label_selector=f"{Label.SERVICE}={self.lease_name}",
             lost=self._pod_unsynced,
+        )
+
+    def watch_slices(self) -> None:
+        """Follow the Service's EndpointSlices: a takeover waits on them (see wait_unrouted)."""
+
+        def take(type_: str, obj: dict[str, Any]) -> None:
+            self.observe_slice(obj, gone=type_ == "DELETED")
+
+        self._follow(
+            "EndpointSlice",
+            self.read_slices,
+            take,
+            label_selector=f"{Label.ENDPOINT_SLICE_SERVICE}={self.lease_name}",
+            lost=self._slices_unsynced,
         )
 
     def _follow(

@@ -190,7 +190,7 @@ def role(haservice: HAService) -> Manifest:
                 # A takeover labels its pod once the Service dropped the previous one.
                 "apiGroups": ["discovery.k8s.io"],
                 "resources": ["endpointslices"],
-                "verbs": ["list"],
+                "verbs": ["list", "watch"],
             },
         ],
     }
