@@ -1050,6 +1050,36 @@ def test_a_leader_steps_down_at_once_when_a_member_does_not_confirm(answer: Peer
     assert not me.leader_now()
 
 
+def test_a_renew_carried_out_late_does_not_end_the_role_when_the_api_server_returns() -> None:
+    """Seen on the real node after a 60 s freeze: a renew the leader sent during the outage (its
+    client gave up) was carried out when the API server resumed, so the leader's copy of the
+    Lease was stale; its next renew met a conflict, it stepped down, and took the Lease back
+    0.08 s later with /leader 503 meanwhile. A conflict whose fresh copy still names us is our
+    own write: renewed again at once, the role kept."""
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = failsafe_leader(api, clock, {"other": PeerAnswer(reachable=True, holder="me")})
+    replace = api.replace
+
+    def timed_out_then_carried_out(obj: dict[str, Any], **how: Any) -> dict[str, Any]:
+        api.replace = replace  # type: ignore[method-assign]
+        api.bump(renewTime=obj["spec"]["renewTime"])  # still names us
+        raise ApiError(0, "Timeout", "no answer")
+
+    api.replace = timed_out_then_carried_out  # type: ignore[method-assign]
+    clock.now += 1
+    me.step()  # the renew times out; the peer reaches the API server; one more renew
+    assert me.leader_now()
+    assert api.lease is not None
+    assert api.lease["spec"]["holderIdentity"] == "me"
+    assert api.role("me") == "active"
+    api.bump(holderIdentity="other")  # someone else's write: no retry, the Lease moved on
+    clock.now += 1
+    me.step()
+    me.step()
+    assert not me.leader_now()
+
+
 def test_a_failsafe_ends_after_its_limit() -> None:
     clock = Clock()
     api = FakeApi(holder=None, clock=clock)

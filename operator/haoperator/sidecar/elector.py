@@ -558,6 +558,25 @@ class Elector:
         return True
 
     def renew(self, timeout: float | None = None) -> None:
+        """Renew the Lease. A conflict whose fresh copy still names us is retried at once: it
+        is most often our own renew, sent while the API server was out of reach and carried
+        out when it came back (seen on the real node after a 60 s freeze: the leader stepped
+        down on the conflict and took the Lease back 0.08 s later, 503 meanwhile). Optimistic
+        concurrency makes that safe: a late write goes through only if nobody else wrote in
+        between, so a Lease still naming us was taken by nobody."""
+        try:
+            self._renew(timeout)
+        except ApiError as exc:
+            if exc.status != 409:
+                raise
+            self.refresh()
+            with self.lock:
+                seen = self.observed
+            if seen is None or seen.foreign or seen.holder != self.pod:
+                raise
+            self._renew(timeout)
+
+    def _renew(self, timeout: float | None) -> None:
         with self.lock:
             record = self.record
         if record is None:
