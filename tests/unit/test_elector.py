@@ -1080,6 +1080,34 @@ def test_a_renew_carried_out_late_does_not_end_the_role_when_the_api_server_retu
     assert not me.leader_now()
 
 
+def test_a_leader_publishes_its_failsafe_members_as_soon_as_it_knows_them() -> None:
+    """Seen on the real node: a leader elected before its pod watch had listed the pods
+    published no members, the API server froze a second later, before the next renew, and the
+    leader stepped down for the whole outage (no member to ask). It now publishes them the
+    moment they are known or change, not at the next renew."""
+    clock = Clock()
+    api = FakeApi(holder=None, clock=clock)
+    me = elector(api, "me", clock)
+    me.failsafe = 60.0
+    me.ask = lambda members: dict.fromkeys(members, CONFIRMS)  # type: ignore[method-assign]
+    me.observe(api.get("Lease", "ns", "vip"))
+    me.step()  # won before the pod watch listed anything
+    assert me.leader_now()
+    assert "haoperator.dev/failsafe-members" not in annotations(api)
+    api.follow(me)  # the pod watch lists the pods: `other` is a member
+    puts = len(api.puts)
+    me.step()  # no clock advance: the renew is not due yet
+    assert len(api.puts) == puts + 1
+    assert annotations(api)["haoperator.dev/failsafe-members"] == "other"
+    me.step()
+    assert len(api.puts) == puts + 1  # published once: no write while nothing changes
+    api.refuse("PUT", LEASE_PATH, 0)  # the outage, right after
+    for _ in range(10):
+        clock.now += 1
+        me.step()
+        assert me.leader_now()
+
+
 def test_a_failsafe_ends_after_its_limit() -> None:
     clock = Clock()
     api = FakeApi(holder=None, clock=clock)

@@ -362,6 +362,16 @@ class Elector:
             elif decision.action is Action.RENEW:
                 self.renew_or_ride_out()
                 wait = self.next_round(wait)
+            elif decision.action is Action.WAIT and self.is_leader and self._members_unpublished():
+                # The pods a failsafe must ask changed (our pod watch synced only after we won,
+                # a pod came or went): publish them now, not at the next renew. Seen on the real
+                # node: an outage a second after a first election found none published, and the
+                # leader stepped down for the whole of it.
+                self._try(
+                    "lease",
+                    lambda: self.renew(timeout=self.renew_timeout(False)),
+                    "could not publish the failsafe members on the Lease",
+                )
         except ApiError as exc:
             wait = self._lease_refused(decision.action, exc, decision.wait)
         self.keep_role()
@@ -609,6 +619,11 @@ class Elector:
             for key in extra:
                 self.pending_annotations.pop(key, None)
         self._recovered("lease", "the Lease can be written again")
+
+    def _members_unpublished(self) -> bool:
+        with self.lock:
+            record = self.record
+        return record is not None and bool(self._members_annotation(record))
 
     def _members_annotation(self, record: dict[str, Any] | None = None) -> dict[str, str]:
         """The failsafe members to publish, when they differ from what `record` says: every
