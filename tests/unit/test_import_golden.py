@@ -34,6 +34,7 @@ SECRETS = {
     "keepalived/lvs-web": ["Lv7c1bqq"],
     "keepalived/lvs-checks": ["Ck5521zz"],
     "systemd/inventory-api": ["Inv-Db-Pw-6620", "Inv-Url-Pw-6621", "Inv-Admin-Tok-6622"],
+    "systemd/short-flag-secrets": ["Hb-Pre-8101", "Hb-Pass-8102", "Rc-Pass-8103", "Cu-Pass-8104"],
 }  # fmt: skip
 """Secret values in the inputs, none of which may show in the output or the report."""
 

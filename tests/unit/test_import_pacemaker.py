@@ -156,6 +156,35 @@ def test_a_category_option_that_names_nothing_is_refused() -> None:
         import_pacemaker(cib(primitive("app")), Options(categories={"nothing": "Clustered"}))
 
 
+@pytest.mark.parametrize(
+    ("agent", "what"),
+    [
+        ("ocf:openstack:NovaCompute", "not an application"),
+        ("ocf:openstack:NovaEvacuate", "not an application"),
+        ("lsb::tgtd", "use a PersistentVolumeClaim"),
+        ("lsb::iscsi-target", "use a PersistentVolumeClaim"),
+        ("ocf:vpools:iscsi_target", "use a PersistentVolumeClaim"),
+        ("lsb::nfs-common", "use a PersistentVolumeClaim"),
+    ],
+)
+def test_compute_agents_and_storage_daemons_are_reported_not_imported(
+    agent: str, what: str
+) -> None:
+    text = cib(
+        primitive("web", "ocf:heartbeat:apache") + clone("infra-clone", primitive("infra", agent))
+    )
+    haservice, lines = one(text)
+    assert haservice["metadata"]["name"] == "web"
+    mine = [
+        line
+        for line in lines
+        if line.startswith("unsupported: clone infra-clone: primitive infra:")
+    ]
+    assert len(mine) == 1, lines
+    assert what in mine[0]
+    assert f"({agent.replace('::', ':')})" in mine[0]
+
+
 def test_migration_threshold_and_failure_timeout_become_the_restart_limit() -> None:
     extra = defaults(("migration-threshold", "3"), ("failure-timeout", "2min"))
     haservice, _ = one(cib(primitive("app"), extra=extra))

@@ -25,7 +25,7 @@ from haoperator.importers.pacemaker import (
     TRANSLATED_OP_DEFAULTS,
 )
 from haoperator.importers.pacemaker_bundle import TRANSLATED_RUNTIME
-from haoperator.importers.pacemaker_rules import ips, kind_of
+from haoperator.importers.pacemaker_rules import ips, kind_of, read_topology
 from haoperator.importers.workload import ANNOTATION_SOURCE
 
 CORPUS = Path(__file__).resolve().parents[3] / "shared/corpora/import"
@@ -36,6 +36,8 @@ PACEMAKER = CORPUS / "pacemaker"
 class Walk:
     imported: int = 0
     refused: int = 0
+    folded: int = 0
+    """Address resources folded into an imported service's Service, checked as well."""
     crashes: list[str] = field(default_factory=list)
     silent: list[str] = field(default_factory=list)
     """`file: resource: name` for every name neither translated nor reported."""
@@ -81,6 +83,48 @@ def _check_resource(top: Resource, lines: list[str], where: str, walk: Walk) -> 
                 walk.silent.append(f"{where}: {top.id}: network {name}")
 
 
+_DEFAULT_META = {"target-role": ("started",), "is-managed": ("true", "yes", "on", "1", "y")}
+"""Meta attributes of a folded resource that say nothing when they hold these values."""
+
+
+def _check_folded(
+    folded: Resource, owner: Resource, lines: list[str], where: str, walk: Walk
+) -> None:
+    """An address resource folded into `owner`'s Service: named, and every meta attribute (none
+    is translated on an address: the Service's cluster IP replaces it), op attribute beyond the
+    usual ones, op nvpair and utilization of it reported on a line about the owner that names the
+    resource."""
+    about = _about(lines, f"{owner.kind} {owner.id}")
+    if not any(_named(name, about) for name in [folded.id, *ips(folded)]):
+        walk.silent.append(f"{where}: {folded.id}: folded into {owner.id} without a word")
+    for resource in folded.walk():
+        # on a line that names the resource: the service's own lines name the same attributes
+        about = [
+            line
+            for line in _about(lines, f"{owner.kind} {owner.id}")
+            if _named(resource.id, [line])
+        ]
+        for name, value in resource.meta.items():
+            quiet = name == "description" or value.strip().lower() in _DEFAULT_META.get(name, ())
+            if not quiet and not _named(name, about):
+                walk.silent.append(f"{where}: {resource.id} (folded): meta {name}")
+        for op in resource.ops:
+            for name in op.attrs:
+                if name not in TRANSLATED_OP_ATTRIBUTES and not _named(name, about):
+                    walk.silent.append(f"{where}: {resource.id} (folded): op {op.label}: {name}")
+            if (op.on_fail or "restart").lower() not in ("restart", "restart-container") and not (
+                _named("on-fail", about)
+            ):
+                walk.silent.append(f"{where}: {resource.id} (folded): op {op.label}: on-fail")
+            for name in op.nvpairs:
+                if not _named(name, about):
+                    walk.silent.append(
+                        f"{where}: {resource.id} (folded): op {op.label}: nvpair {name}"
+                    )
+        if resource.utilization and not _named("utilization", about):
+            walk.silent.append(f"{where}: {resource.id} (folded): utilization")
+
+
 def _check_defaults(cib: Cib, lines: list[str], where: str, walk: Walk) -> None:
     for name in cib.rsc_defaults:
         if name not in TRANSLATED_META and not _named(name, _about(lines, "rsc_defaults")):
@@ -95,6 +139,7 @@ def _check(
 ) -> None:
     cib = parse(text, Report())
     tops = {top.id: top for top in cib.resources}
+    owners = read_topology(cib).owner
     lines = report.lines()
     for haservice in haservices:
         metadata = haservice["metadata"]
@@ -102,6 +147,10 @@ def _check(
         source = metadata["annotations"][ANNOTATION_SOURCE]
         top_id = source.split(" ", 2)[2]
         _check_resource(tops[top_id], lines, where, walk)
+        for folded, owner in owners.items():
+            if owner == top_id:
+                _check_folded(tops[folded], tops[top_id], lines, where, walk)
+        walk.folded += sum(owner == top_id for owner in owners.values())
     _check_defaults(cib, lines, where, walk)
 
 
@@ -138,6 +187,10 @@ def test_the_corpus_is_there_and_mostly_imports() -> None:
 def test_every_cib_is_imported_or_refused_never_a_traceback() -> None:
     crashes = walk().crashes
     assert not crashes, "\n".join(crashes[:30])
+
+
+def test_the_walk_covers_addresses_folded_into_a_service() -> None:
+    assert walk().folded > 50, walk().folded
 
 
 def test_every_meta_and_op_attribute_is_translated_or_reported() -> None:

@@ -100,10 +100,15 @@ def test_systemd_defaults_apply_when_only_restart_is_set() -> None:
     assert any("windowSeconds 670, not 10 s (the default)" in line for line in report)
 
 
-def test_restart_no_gives_no_restart_limit() -> None:
+def test_restart_no_gives_the_default_limit_in_a_window_that_can_hold_it() -> None:
     haservice, report = one(unit("ExecStart=/bin/app"))
-    assert "recovery" not in haservice["spec"]
+    assert haservice["spec"]["recovery"]["restart"] == {
+        "maxRestarts": 5,
+        "windowSeconds": window_for_restarts(6),
+        "onLimit": "Migrate",
+    }
     assert any("Restart=no" in line for line in report)
+    assert any("no restart limit in the source" in line for line in report)
 
 
 @pytest.mark.parametrize(

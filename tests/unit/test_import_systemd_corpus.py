@@ -12,7 +12,12 @@ import pytest
 import yaml
 
 from haoperator.importers import Options, Unreadable, import_systemd
-from haoperator.importers.common import has_secret_value, is_secret_literal, is_secret_name
+from haoperator.importers.common import (
+    flag_secrets,
+    has_secret_value,
+    is_secret_literal,
+    is_secret_name,
+)
 from haoperator.importers.systemd_syntax import parse_unit, split_words
 from haoperator.yamlout import dump_all
 from tests.unit.test_import_systemd import unreported
@@ -120,6 +125,10 @@ def secret_values(text: str) -> list[str]:
                         values.append(value)
             elif entry.key.startswith("Exec"):
                 words = entry.value.split()
+                for found in flag_secrets(words, shell=True):
+                    given = words[found.index]
+                    value = given[len(found.prefix) : len(given) - len(found.suffix)]
+                    values.append(value.strip("'\""))
                 for position, word in enumerate(words):
                     option, equals, value = word.partition("=")
                     if not equals and position + 1 < len(words):
@@ -137,14 +146,21 @@ def secret_values(text: str) -> list[str]:
 PLANTED = {
     "Environment=": 'Environment="CORPUS_PASSWORD=Cp-Env-9051" "RABBITMQ_ERLANG_COOKIE=Cp-Ck-9052"',
     "ExecStart": " --requirepass Cp-Flag-9053 --masterauth=Cp-Flag-9054",
+    "ExecStartPre=": "ExecStartPre=/usr/bin/mysqladmin -uroot -pCp-Short-9055 ping",
+    "ExecStopPost=": "ExecStopPost=/bin/sh -c 'redis-cli -a Cp-Short-9056 shutdown'",
 }
 
 
 def planted(text: str) -> str:
-    """The unit with secrets added: in the environment, and on the (first) command line."""
+    """The unit with secrets added: in the environment, on the (first) command line, and as the
+    short flags of known programs (mysqladmin -pX, redis-cli -a X) in other Exec lines."""
     lines = text.splitlines()
     service = next(i for i, line in enumerate(lines) if line.strip() == "[Service]")
-    lines.insert(service + 1, PLANTED["Environment="])
+    lines[service + 1 : service + 1] = [
+        PLANTED["Environment="],
+        PLANTED["ExecStartPre="],
+        PLANTED["ExecStopPost="],
+    ]
     for position, line in enumerate(lines):
         if re.match(r"\s*ExecStart=\S", line) and not line.rstrip().endswith("\\"):
             lines[position] = line.rstrip() + PLANTED["ExecStart"]
@@ -167,7 +183,10 @@ def test_no_secret_value_reaches_the_output_or_the_report(path: Path) -> None:
 
 def test_the_planted_secrets_are_found_by_the_check() -> None:
     text = planted("[Service]\nExecStart=/usr/bin/app\n")
-    assert secret_values(text) == ["Cp-Env-9051", "Cp-Ck-9052", "Cp-Flag-9053", "Cp-Flag-9054"]
+    assert secret_values(text) == [
+        "Cp-Env-9051", "Cp-Ck-9052", "Cp-Short-9055", "Cp-Short-9056", "Cp-Flag-9053",
+        "Cp-Flag-9054",
+    ]  # fmt: skip
     _, out, report = imported(text, "app.service")
     assert "app-secrets" in out
     assert "create Secret app-secrets" in report

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -334,12 +334,203 @@ def is_secret_literal(value: str) -> bool:
     return bool(value) and not value.startswith("/") and _REFERENCE.match(value) is None
 
 
+_GLUED, _ANY = "glued", "any"
+"""How a short flag takes its secret: only glued to it (`-pSECRET`: mysql's `-p` alone prompts, and
+the word after it is the database), or glued or as the next word (`-a SECRET`, `-aSECRET`)."""
+
+_MYSQL = {"-p": ("password", _GLUED, "")}
+_ANY_PASSWORD = {
+    flag: {flag: ("password", _ANY, "")} for flag in ("-a", "-p", "-P", "-w")
+}  # one program's password flag
+_SNMP = {
+    "-c": ("community", _ANY, ""),
+    "-A": ("auth-password", _ANY, ""),
+    "-X": ("privacy-password", _ANY, ""),
+}
+
+SECRET_FLAGS: dict[str, dict[str, tuple[str, str, str]]] = {
+    **dict.fromkeys((
+        "mysql", "mysqladmin", "mysqldump", "mysqlcheck", "mysqlimport", "mysqlshow",
+        "mysqlslap", "mysqlpump", "mysqlbinlog", "mysql_upgrade", "mariadb", "mariadb-admin",
+        "mariadb-dump", "mariadb-check", "mariadb-import", "mariadb-show", "mariadb-slap",
+        "mariadb-binlog", "mariadb-upgrade",
+    ), _MYSQL),
+    **dict.fromkeys((
+        "redis-cli", "redis-benchmark", "valkey-cli", "valkey-benchmark", "keydb-cli",
+    ), _ANY_PASSWORD["-a"]),
+    **dict.fromkeys((
+        "sshpass", "mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport",
+        "mongostat", "mongotop", "mongofiles", "rabbitmqadmin", "check_mysql",
+        "check_mysql_query", "check_pgsql",
+    ), _ANY_PASSWORD["-p"]),
+    **dict.fromkeys((
+        "ldapsearch", "ldapmodify", "ldapadd", "ldapdelete", "ldapwhoami", "ldappasswd",
+        "ldapcompare", "ldapmodrdn", "ldapexop", "ldapurl",
+    ), _ANY_PASSWORD["-w"]),
+    **dict.fromkeys((
+        "ipmitool", "mosquitto_pub", "mosquitto_sub", "mosquitto_rr", "sqlcmd", "check_ldap",
+    ), _ANY_PASSWORD["-P"]),
+    **dict.fromkeys((
+        "snmpget", "snmpgetnext", "snmpwalk", "snmpbulkwalk", "snmpbulkget", "snmpset",
+        "snmptable", "snmpstatus", "snmpdf", "snmptrap", "snmpinform", "snmpdelta", "snmpnetstat",
+    ), _SNMP),
+    "check_snmp": {
+        "-C": ("community", _ANY, ""),
+        "-A": ("auth-password", _ANY, ""),
+        "-X": ("privacy-password", _ANY, ""),
+    },
+    "curl": {"-u": ("password", _ANY, ":"), "--user": ("password", _ANY, ":")},
+    "check_http": {"-a": ("password", _ANY, ":"), "--authorization": ("password", _ANY, ":")},
+    "check_curl": {"-a": ("password", _ANY, ":"), "--authorization": ("password", _ANY, ":")},
+    "smbclient": {"-U": ("password", _ANY, "%"), "--user": ("password", _ANY, "%")},
+}  # fmt: skip
+"""Programs whose short (or otherwise unnamed) flags carry a secret, by the program's file name:
+flag -> (what the secret is, how it is given, and the separator after which it starts when the
+value is `user:password` (curl -u) or `user%password` (smbclient -U); then only a value with the
+separator holds a secret). A flag of a program not listed here (`-p` is a port as often as a
+password) is not taken for a secret; long flags that name one (`--password`) are, everywhere."""
+
+SECRET_FLAG_PREFIXES = {"fence_": _ANY_PASSWORD["-p"], "pt-": _ANY_PASSWORD["-p"]}
+"""Families named by a prefix: the fence agents (`fence_ipmilan -p SECRET`) and the Percona
+Toolkit (`pt-heartbeat -p SECRET`, its `-P` is the port)."""
+
+_BUNDLE = re.compile(r"-[A-Za-z]{2,}")
+"""One-letter flags given together, the last one taking the next word: curl's `-fsSLu`."""
+_SEPARATORS = frozenset({";", "&&", "||", "|", "&", "(", ")", "{", "}", "then", "do", "else"})
+
+
+@dataclass(frozen=True)
+class FlagSecret:
+    """A secret given to a known program by a flag: `words[index]` holds it after `prefix` (`-p`
+    when glued to the flag, `admin:` before curl's password, else empty), up to `suffix` (a shell
+    separator glued to it, `;`)."""
+
+    index: int
+    prefix: str
+    suffix: str
+    program: str
+    flag: str
+    what: str
+
+    @property
+    def hint(self) -> str:
+        """The name to give the secret: `mysqladmin-password`."""
+        return f"{self.program}-{self.what}"
+
+
+def _secret_flags(word: str) -> dict[str, tuple[str, str, str]] | None:
+    name = word.rsplit("/", 1)[-1]
+    if name in SECRET_FLAGS:
+        return SECRET_FLAGS[name]
+    return next((f for p, f in SECRET_FLAG_PREFIXES.items() if name.startswith(p)), None)
+
+
+def _command_position(words: Sequence[str], position: int, raw: Sequence[str]) -> bool:
+    """Whether `words[position]` may be a program run: the first word, after a shell separator,
+    the start of a quoted script, a path, or after a word that is not an option (`timeout 5 X`,
+    `sudo -u mysql X`; not `--user mysql`, `-o mysql`)."""
+    if position == 0 or "/" in words[position] or raw[position][:1] in ("'", '"'):
+        return True
+    before = words[position - 1]
+    return (
+        before in _SEPARATORS
+        or before[-1:] in (";", "|", "&")
+        or before == "-c"
+        or not before.startswith("-")
+        or "=" in before
+    )
+
+
+def flag_secrets(words: Sequence[str], shell: bool = False) -> list[FlagSecret]:
+    """Where `words` (a command line, or a shell script split on blanks) give a known program (see
+    SECRET_FLAGS) a secret by a flag: `mysqladmin -pSECRET`, `redis-cli -a SECRET`, `curl -u
+    admin:SECRET`. Quotes around a word are ignored; in a shell script (`shell`) a separator glued
+    to a word ends the program's arguments, and is no part of a value (`-pSECRET;`)."""
+    clean = [word.strip("'\"") for word in words]
+    found: list[FlagSecret] = []
+    position = 0
+    while position < len(words):
+        flags = _secret_flags(clean[position])
+        if flags is None or not _command_position(clean, position, words):
+            position += 1
+            continue
+        program = clean[position].rsplit("/", 1)[-1]
+        position += 1
+        while position < len(words) and clean[position] not in _SEPARATORS:
+            secret = _flag_secret(words, position, program, flags, shell)
+            if secret is not None:
+                found.append(secret)
+                position = secret.index
+            position += 1
+            if shell and words[position - 1].rstrip(")")[-1:] in (";", "|", "&"):
+                break
+    return found
+
+
+def _flag_secret(
+    words: Sequence[str],
+    position: int,
+    program: str,
+    flags: Mapping[str, tuple[str, str, str]],
+    shell: bool,
+) -> FlagSecret | None:
+    """The secret that `words[position]` gives by one of `flags`: glued to it (`-pX`), or in the
+    next word after it (`-a X`), also after other one-letter flags bundled before it (`-fsu X`)."""
+    word = words[position]
+    quote = len(word) - len(word.lstrip("'\""))
+    bare = word[quote:].rstrip("'\"")
+    for flag, (what, how, separator) in flags.items():
+        bundled = (
+            how == _ANY
+            and len(flag) == 2
+            and _BUNDLE.fullmatch(bare) is not None
+            and bare.find(flag[1]) == len(bare) - 1
+        )
+        if bare == flag or bundled:
+            if how != _ANY or position + 1 >= len(words):
+                continue
+            at, prefix = position + 1, ""
+            if words[at].strip("'\"").startswith("-") or words[at] in _SEPARATORS:
+                continue
+        elif word.startswith(flag, quote) and len(word) > quote + len(flag):
+            equals = word[quote + len(flag)] == "="
+            if flag.startswith("--") and not equals:
+                continue
+            at, prefix = position, word[: quote + len(flag) + (equals and how == _ANY)]
+        else:
+            continue
+        text = words[at]
+        suffix = text[len(text.rstrip(";|&)")) :] if shell else ""
+        value = text[len(prefix) : len(text) - len(suffix)]
+        if separator:
+            user, found, value = value.partition(separator)
+            if not found:
+                return None
+            prefix += user + separator
+        if not is_secret_literal(value):
+            return None
+        return FlagSecret(at, prefix, suffix, program, flag, what)
+    return None
+
+
+_OPTION = re.compile(r"--?[A-Za-z0-9][\w.-]*")
+
+
+def is_option_name(word: str) -> bool:
+    """`--requirepass`, `-setcookie`: an option's name alone, not a flag with its value glued on
+    (`-p$MYSQL_PWD` is mysql's -p and a reference, not an option named after MYSQL_PWD)."""
+    return _OPTION.fullmatch(word) is not None
+
+
 def has_secret_value(value: str) -> bool:
     """A value that carries credentials itself: a URL with a password
     (`mysql://nova:PASSWORD@db/nova`), or options and assignments inside it that give a secret
     (`--requirepass X`, `--masterauth=X`, `DB_PASSWORD=X`), as in `EXTRA_OPTS="-p 6379
-    --requirepass X"`."""
+    --requirepass X"`, or the short flags of known programs that do (`mysqladmin -pX ping`,
+    `redis-cli -a X`: see SECRET_FLAGS)."""
     if any(is_secret_literal(m.group(1)) for m in _URL_CREDENTIALS.finditer(value)):
+        return True
+    if flag_secrets(value.split(), shell=True):
         return True
     words = [word.strip("'\"") for word in value.split()]
     for position, word in enumerate(words):
@@ -347,7 +538,7 @@ def has_secret_value(value: str) -> bool:
         if equals:
             if name and is_secret_name(name) and is_secret_literal(given):
                 return True
-        elif word.startswith("-") and is_secret_name(word) and position + 1 < len(words):
+        elif is_option_name(word) and is_secret_name(word) and position + 1 < len(words):
             following = words[position + 1]
             if not following.startswith("-") and is_secret_literal(following):
                 return True

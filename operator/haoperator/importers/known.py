@@ -31,8 +31,11 @@ STORAGE_AGENTS = frozenset({
     "filesystem", "lvm", "lvm-activate", "drbd", "drbddisk", "drbdlinks", "raid1", "zfs",
     "iscsi", "iscsitarget", "iscsilogicalunit", "exportfs", "evmsscc", "evmsd", "volgroup",
     "lvm2", "libvirtstoragepool", "datadisk", "gcp-pd-move", "aws-ebs", "vdo-vol", "nfsnotify",
+    "tgtd", "iscsi-target", "iscsi_target", "ietd", "scst", "targetcli", "nfs-common",
 })  # fmt: skip
-"""Agents that make storage available on the active node: a PersistentVolumeClaim does that."""
+"""Agents that make storage available on the active node: a PersistentVolumeClaim does that. The
+iSCSI target daemons (`lsb:tgtd`, `lsb:iscsi-target`...) are the init-script forms of the
+iSCSITarget agent, `nfs-common` the NFS client's lock and notify daemons (as nfsnotify)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,12 @@ REMOTE_NODE = Infrastructure(
     "a pacemaker remote node's connection",
     "a Kubernetes node: join the machine to the cluster",
 )
+COMPUTE_NODE = Infrastructure(
+    "compute node agents",
+    "OpenStack's compute agent on a hypervisor node, or the evacuator of a failed node's instances",
+    "it runs on every hypervisor node (a DaemonSet with host access), not as one copy anywhere; "
+    "KubeVirt's VirtualMachines (runStrategy Always) restart on another node without an evacuator",
+)
 MEMBERSHIP = Infrastructure(
     "cluster membership",
     "the cluster's own membership layer",
@@ -112,6 +121,7 @@ _INFRASTRUCTURE_CLASSES = (
     ("portblock ipsrcaddr sendarp route iface-vlan iface-bridge iface-macvlan bridgedvlan "
      "vipfirewall mcasttunnel netnscleanup ovscleanup conntrackd iptables", NODE_NETWORK),
     ("symlink", NODE_FILES),
+    ("novacompute nova-compute novaevacuate nova-evacuate", COMPUTE_NODE),
     ("remote", REMOTE_NODE),
     ("cman", MEMBERSHIP),
 )  # fmt: skip

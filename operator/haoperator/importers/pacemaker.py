@@ -323,6 +323,9 @@ class _Importer:
         if plan.category == "ActivePassive":
             self._unhealthy(plan, threshold)
         self._meta(plan, top, members, promotable)
+        for address in self.cib.resources:
+            if self.topology.owner.get(address.id) == top.id:
+                self._folded(plan, address)
         return plan
 
     def _container(self, top: Resource, primitive: Resource | None) -> ContainerPlan:
@@ -801,6 +804,68 @@ class _Importer:
         if not _truthy(self.cib.rsc_defaults.get("is-managed", "true")):
             self.report.note(
                 subject, "was unmanaged (is-managed false in rsc_defaults): the operator manages it"
+            )
+
+    def _folded(self, plan: Plan, address: Resource) -> None:
+        """What an address resource colocated with this service (and folded into its Service)
+        said besides its addresses: its meta attributes and ops act on the address, which the
+        Service's cluster IP replaces; it belongs to no node, so they have nothing to act on."""
+        subject = plan.subject
+        listed_ips = ips(address)
+        where = (
+            f"{address.kind} {address.id} (address{'es' if len(listed_ips) > 1 else ''} "
+            f"{', '.join(listed_ips)}, now the Service)"
+        )
+        names: dict[tuple[str, ...], list[str]] = {}
+        for resource in address.walk():
+            listed = []
+            for name, value in sorted(resource.meta.items()):
+                lowered = value.strip().lower()
+                if name == "target-role" and lowered == "stopped":
+                    self.report.warning(
+                        subject,
+                        f"{where}: {resource.kind} {resource.id} was stopped (target-role "
+                        "Stopped): the Service gives clients its address anyway",
+                    )
+                elif name == "is-managed" and not _truthy(value):
+                    self.report.note(
+                        subject,
+                        f"{where}: {resource.kind} {resource.id} was unmanaged (is-managed "
+                        f"{shown(value)}): the Service's address is managed by Kubernetes",
+                    )
+                elif name not in ("target-role", "is-managed", "description"):
+                    listed.append(name)
+            if listed:
+                names.setdefault(tuple(listed), []).append(f"{resource.kind} {resource.id}")
+        if names:
+            said = "; ".join(f"{', '.join(n)} of {' and '.join(r)}" for n, r in names.items())
+            self.report.unsupported(
+                subject,
+                f"{where}: meta attributes {said}: not applied: the Service's cluster IP belongs "
+                "to no node, so it neither fails, moves nor holds on to one; the pods' own "
+                "recovery and placement apply",
+            )
+        ops = []
+        for primitive in (r for r in address.walk() if r.kind == "primitive"):
+            for op in primitive.ops:
+                extra = [n for n in op.attrs if n not in TRANSLATED_OP_ATTRIBUTES]
+                if (op.on_fail or "restart").lower() not in ON_FAIL_RESTART:
+                    extra.insert(0, assignment("on-fail", op.on_fail or ""))
+                extra += list(op.nvpairs)
+                if extra:
+                    ops.append(f"op {op.label} of {primitive.id} ({', '.join(extra)})")
+        if ops:
+            self.report.unsupported(
+                subject,
+                f"{where}: {'; '.join(ops)}: not applied: Kubernetes keeps a Service's cluster "
+                "IP up itself; the address's operations have nothing to act on",
+            )
+        for primitive in (r for r in address.walk() if r.utilization):
+            used = ", ".join(assignment(k, v) for k, v in sorted(primitive.utilization.items()))
+            self.report.note(
+                subject,
+                f"{where}: utilization {used} of {primitive.id}: not applied: an address "
+                "takes no room on a node",
             )
 
     def _target_role(

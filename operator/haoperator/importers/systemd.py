@@ -19,9 +19,11 @@ unit says is either translated (the directives in `TRANSLATED`) or named in the 
 - `Restart=` other than `no` gives `recovery.restart`: `StartLimitBurst=` (default 5) is
   `maxRestarts`; `StartLimitIntervalSec=` (default 10 s) is widened to a window that can hold
   that many restarts under the kubelet's crash back-off, so the limit can fire.
-- Secrets (in `Environment=`, options such as `--requirepass X`, credentials in URLs) are never
-  copied: the container reads them from the Secret `<name>-secrets` (env valueFrom, and `$(VAR)`
-  in the command), and a warning names the keys to create.
+- Secrets (in `Environment=`, options such as `--requirepass X`, the short flags of programs known
+  to take a secret by them such as `mysqladmin -pX` or `redis-cli -a X`, credentials in URLs) are
+  never copied: the container reads them from the Secret `<name>-secrets` (env valueFrom, and
+  `$(VAR)` in the command), and a warning names the keys to create. The hooks (`ExecStartPre=`...)
+  are not carried over; their report line names the secrets they hold, never the values.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ from haoperator.importers.common import (
     Unreadable,
     dns_label,
     duration,
+    flag_secrets,
     has_secret_value,
+    is_option_name,
     is_secret_literal,
     is_secret_name,
     well_known_port_name,
@@ -565,7 +569,10 @@ class _Importer:
         shell = PurePosixPath(words[0]).name in SHELLS and "-c" in words
         script_at = words.index("-c") + 1 if shell else -1
         scanned = [word if i != script_at else "" for i, word in enumerate(words)]
-        replaced = {i: (prefix, v) for i, prefix, v in self._secret_words(scanned, "ExecStart")}
+        replaced = {
+            i: (prefix, v, suffix)
+            for i, prefix, v, suffix in self._secret_words(scanned, "ExecStart")
+        }
         kept: list[str] = []
         for position, word in enumerate(words):
             if position == script_at:
@@ -582,8 +589,8 @@ class _Importer:
                 kept.append(self._specifiers(script))
                 continue
             if position in replaced:
-                prefix, var = replaced[position]
-                kept.append(f"{prefix}$({var})")
+                prefix, var, suffix = replaced[position]
+                kept.append(f"{prefix}$({var}){suffix}")
                 continue
             word = self._specifiers(word)
             if expand:
@@ -607,39 +614,16 @@ class _Importer:
         if value is None or len(value.split()) > 1:
             self.split_variables.append(name)
 
-    def _secret_words(self, words: list[str], origin: str) -> list[tuple[int, str, str]]:
-        """Where `words` hold secret values: (index, what stays before the value, variable)."""
-        found: list[tuple[int, str, str]] = []
-        skip = False
-        for position, word in enumerate(words):
-            if skip:
-                skip = False
-                continue
-            name, equals, value = word.partition("=")
-            following = words[position + 1] if position + 1 < len(words) else ""
-            if word.startswith("-") and is_secret_name(name):
-                if equals and is_secret_literal(value):
-                    found.append((position, f"{name}=", self._secret_var(name, f"{origin} {name}")))
-                elif not equals and following and not following.startswith("-"):
-                    skip = True
-                    if is_secret_literal(following):
-                        variable = self._secret_var(name, f"{origin} {name}")
-                        found.append((position + 1, "", variable))
-            elif equals and re.fullmatch(r"[A-Za-z_]\w*", name) and is_secret_name(name):
-                if is_secret_literal(value):
-                    found.append((position, f"{name}=", self._secret_var(name, f"{origin} {name}")))
-            elif has_secret_value(word):
-                before = words[position - 1] if position else ""
-                hint = (
-                    name
-                    if equals
-                    else before
-                    if before.startswith("-") and "=" not in before
-                    else f"argument-{position}"
-                )
-                variable = self._secret_var(hint, f"{origin} {hint} (credentials in a URL)")
-                found.append((position, f"{name}=" if equals else "", variable))
-        return found
+    def _secret_words(
+        self, words: list[str], origin: str, shell: bool = False
+    ) -> list[tuple[int, str, str, str]]:
+        """Where `words` hold secret values (see `_secrets_in`): (index, what stays before the
+        value, the variable now holding it, what stays after it)."""
+        return [
+            (found.index, found.prefix, self._secret_var(found.hint, f"{origin} {found.label}"),
+             found.suffix)
+            for found in _secrets_in(words, shell)
+        ]  # fmt: skip
 
     def _script(self, script: str) -> str | None:
         """`sh -c`'s script with secret values replaced by `"${VAR}"` (the shell expands it);
@@ -648,12 +632,13 @@ class _Importer:
         values = [t.group(0) for t in tokens]
         pieces: list[str] = []
         end = 0
-        for index, prefix, variable in self._secret_words(values, "ExecStart's script"):
+        secrets = self._secret_words(values, "ExecStart's script", shell=True)
+        for index, prefix, variable, suffix in secrets:
             token = tokens[index]
-            value = token.group(0)[len(prefix) :]
-            if value.count("'") % 2 or value.count('"') % 2:
+            value = token.group(0)[len(prefix) : len(token.group(0)) - len(suffix)]
+            if value.count("'") % 2 or value.count('"') % 2 or prefix.count("'") % 2:
                 return None
-            pieces += [script[end : token.start()], f'{prefix}"${{{variable}}}"']
+            pieces += [script[end : token.start()], f'{prefix}"${{{variable}}}"{suffix}']
             end = token.end()
         return "".join(pieces) + script[end:]
 
@@ -1252,8 +1237,22 @@ class _Importer:
 
     def _hooks(self) -> None:
         for key, hook in HOOKS.items():
-            if list_value(self.service, key):
-                self._say("unsupported", f"{key}= is not run: use {hook}", f"Service.{key}")
+            entries = list_value(self.service, key)
+            if entries:
+                labels = [
+                    found.label
+                    for entry in entries
+                    for found in _secrets_in(entry.value.split(), shell=True)
+                ]
+                secrets = (
+                    f"; its command line holds secrets ({', '.join(dict.fromkeys(labels))}): not "
+                    "copied, read them from a Secret there"
+                    if labels
+                    else ""
+                )
+                self._say(
+                    "unsupported", f"{key}= is not run: use {hook}{secrets}", f"Service.{key}"
+                )
             self.handled.add(f"Service.{key}")
         watchdog = last(self.service, "WatchdogSec")
         if watchdog is not None:
@@ -1358,6 +1357,61 @@ def _lookup(name: str, *, endings_too: bool = True) -> Program | None:
         if key.endswith(endings):
             return program
     return None
+
+
+@dataclass(frozen=True)
+class _Secret:
+    """A secret value in a command's words: `words[index]` holds it between `prefix` and `suffix`;
+    `hint` names its variable, `label` says where it was (`--requirepass`, `mysqladmin -p`)."""
+
+    index: int
+    prefix: str
+    suffix: str
+    hint: str
+    label: str
+
+
+def _secrets_in(words: list[str], shell: bool = False) -> list[_Secret]:
+    """Where `words` (a command, or a shell script split on blanks when `shell`) hold secret
+    values. Long options and assignments are found by their names (`--requirepass X`,
+    `DB_PASSWORD=X`), short flags only for the programs known to take a secret by them
+    (`mysqladmin -pX`, `redis-cli -a X`: see SECRET_FLAGS), and URLs with a password."""
+    found: list[_Secret] = []
+    by_flag = {secret.index: secret for secret in flag_secrets(words, shell)}
+    skip = False
+    for position, word in enumerate(words):
+        if skip:
+            skip = False
+            continue
+        if position in by_flag:
+            flag = by_flag[position]
+            label = f"{flag.program} {flag.flag}"
+            found.append(_Secret(position, flag.prefix, flag.suffix, flag.hint, label))
+            continue
+        name, equals, value = word.partition("=")
+        following = words[position + 1] if position + 1 < len(words) else ""
+        if is_option_name(name) and is_secret_name(name):
+            if equals and is_secret_literal(value):
+                found.append(_Secret(position, f"{name}=", "", name, name))
+            elif not equals and following and not following.startswith("-"):
+                skip = True
+                if is_secret_literal(following):
+                    found.append(_Secret(position + 1, "", "", name, name))
+        elif equals and re.fullmatch(r"[A-Za-z_]\w*", name) and is_secret_name(name):
+            if is_secret_literal(value):
+                found.append(_Secret(position, f"{name}=", "", name, name))
+        elif has_secret_value(word):
+            before = words[position - 1] if position else ""
+            hint = (
+                name
+                if equals
+                else before
+                if before.startswith("-") and "=" not in before
+                else f"argument-{position}"
+            )
+            label = f"{hint} (credentials in a URL)"
+            found.append(_Secret(position, f"{name}=" if equals else "", "", hint, label))
+    return found
 
 
 def _candidates(words: list[str]) -> tuple[str, str]:

@@ -20,7 +20,13 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from haoperator.api import API_VERSION, KIND, HAService
+from haoperator.api.behaviour import RestartPolicy
 from haoperator.api.messages import describe
+from haoperator.importers.backoff import (
+    BACKOFF_CAP_SECONDS,
+    BACKOFF_INITIAL_SECONDS,
+    window_for_restarts,
+)
 from haoperator.importers.common import Names, Options, Report, Unreadable
 
 ANNOTATION_SOURCE = "haoperator.dev/imported-from"
@@ -216,9 +222,34 @@ class Session:
             spec["activePassive"] = dict(plan.active_passive)
         elif plan.active_passive and category != plan.category:
             self.report.note(plan.subject, "activePassive settings left out with this category")
-        if plan.restart:
-            spec["recovery"] = {"restart": dict(plan.restart)}
+        restart = dict(plan.restart) if plan.restart else self._default_restart(plan)
+        if restart:
+            spec["recovery"] = {"restart": restart}
         return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": spec}
+
+    def _default_restart(self, plan: Plan) -> dict[str, Any] | None:
+        """The HAService's default restart limit, written out with a window that can hold its
+        restarts under the kubelet's back-off when the default window cannot (5 restarts take
+        670 s, the default window is 600 s): a source without a limit of its own must not get
+        one that never fires."""
+        default = RestartPolicy()
+        needed = window_for_restarts(default.max_restarts + 1)
+        if needed <= default.window_seconds:
+            return None
+        self.report.note(
+            plan.subject,
+            f"no restart limit in the source: maxRestarts {default.max_restarts}, onLimit "
+            f"{default.on_limit}, windowSeconds {needed}, not the default "
+            f"{default.window_seconds}: the kubelet waits {BACKOFF_INITIAL_SECONDS} s before "
+            f"restarting a crashed container, doubling up to {BACKOFF_CAP_SECONDS} s, so "
+            f"{default.max_restarts + 1} restarts take "
+            f"{needed} s; the default window could never see them",
+        )
+        return {
+            "maxRestarts": default.max_restarts,
+            "windowSeconds": needed,
+            "onLimit": default.on_limit,
+        }
 
     def _service(self, plan: Plan, category: str, name: str) -> dict[str, Any] | None:
         ports = [port for c in plan.containers for port in c.ports if port.service_port is not None]
